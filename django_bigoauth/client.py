@@ -1,0 +1,168 @@
+"""All HTTP to a provider's token, revoke and identity endpoints.
+
+One place sets the timeout, puts client credentials in the form body (never the query
+string, never HTTP Basic), refuses plain HTTP off loopback, and turns every way a provider
+can fail into one exception of ``exceptions.py``. Callers never see ``requests`` errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import requests
+from django.utils import timezone
+
+from .conf import bigoauth_settings
+from .exceptions import ProviderError, ProviderTimeout, ProviderUnavailable
+from .netloc import is_safe_endpoint
+from .providers import Identity, Provider, TokenReply
+
+logger = logging.getLogger("django_bigoauth")
+
+USER_AGENT = "django_bigoauth"
+
+
+def exchange_code(
+    provider: Provider,
+    code: str,
+    *,
+    redirect_uri: str | None,
+    code_verifier: str | None = None,
+    accounts_server: str = "",
+) -> TokenReply:
+    """Trade an authorisation code for tokens. ``redirect_uri=None`` for a Zoho self client."""
+    form = {"grant_type": "authorization_code", "code": code}
+    if redirect_uri is not None:
+        form["redirect_uri"] = redirect_uri
+    if code_verifier:
+        form["code_verifier"] = code_verifier
+    return _token_request(provider, form, accounts_server)
+
+
+def refresh(provider: Provider, refresh_token: str, *, accounts_server: str = "") -> TokenReply:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return _token_request(provider, form, accounts_server)
+
+
+def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None:
+    """Ask the provider to revoke ``token``; raises ``ProviderError`` unless it confirms."""
+    url = provider.get_revoke_url(accounts_server)
+    form = {"token": token, "client_id": provider.client_id, "client_secret": provider.client_secret}
+    response = _post(url, form)
+    status, name = response.status_code, provider.display_name
+    if status == 429 or status >= 500:
+        raise ProviderUnavailable(f"{name} answered HTTP {status} to the revoke request.", status=status)
+    data = _json_or_none(response)
+    if isinstance(data, dict) and data.get("error"):
+        error_code = _code(data["error"])
+        raise ProviderError(f"{name} refused the revoke request ({error_code}).", status=status, error_code=error_code)
+    if status >= 400:
+        raise ProviderError(f"{name} answered HTTP {status} to the revoke request.", status=status)
+    if isinstance(data, dict) and data.get("status") not in (None, "success"):
+        raise ProviderError(f"{name} did not confirm the revocation.", status=status)
+
+
+def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "") -> Identity | None:
+    """Ask the provider's API who the token belongs to; ``None`` when it cannot tell."""
+    if not provider.identity_path:
+        return None
+    url = provider.get_api_base_url(api_domain).rstrip("/") + provider.identity_path
+    if not is_safe_endpoint(url):
+        raise ProviderError(f"Refusing to send a token to {url!r}: plain HTTP is only allowed on loopback.")
+    try:
+        response = requests.get(
+            url,
+            headers={
+                "Authorization": provider.authorization_header(access_token),
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            timeout=bigoauth_settings.HTTP_TIMEOUT,
+        )
+    except requests.Timeout:
+        raise ProviderTimeout(f"{provider.display_name} did not answer in time.") from None
+    except requests.RequestException as exc:
+        raise ProviderUnavailable(f"{provider.display_name} could not be reached ({type(exc).__name__}).") from None
+    if response.status_code != 200:
+        logger.warning("Identity request to %s answered HTTP %s", provider.slug, response.status_code)
+        return None
+    return provider.parse_identity(_json_or_none(response))
+
+
+# -- internals ----------------------------------------------------------------------------
+
+
+def _token_request(provider: Provider, form: dict[str, str], accounts_server: str) -> TokenReply:
+    grant_type = form["grant_type"]
+    body = {
+        **form,
+        **provider.extra_token_params(grant_type),
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+    }
+    url = provider.get_token_url(accounts_server)
+    response = _post(url, body)
+    return read_token_response(provider, response)
+
+
+def read_token_response(provider: Provider, response: requests.Response) -> TokenReply:
+    """A token reply, or the exception it stands for.
+
+    Zoho answers errors with HTTP 200 and an ``error`` field, so a reply without
+    ``access_token`` is an error whatever its status.
+    """
+    status = response.status_code
+    name = provider.display_name
+    data = _json_or_none(response)
+    error_code = _code(data.get("error")) if isinstance(data, dict) and data.get("error") else ""
+    if error_code:
+        exc_class = provider.error_for(error_code, status)
+        if status == 429 or status >= 500:
+            exc_class = ProviderUnavailable
+        raise exc_class(f"{name} refused the token request ({error_code}).", status=status, error_code=error_code)
+    if status == 429 or status >= 500:
+        raise ProviderUnavailable(f"{name}'s token endpoint answered HTTP {status}.", status=status)
+    if data is None:
+        raise ProviderError(
+            f"{name}'s token endpoint answered HTTP {status} with something that is not JSON.", status=status
+        )
+    if status >= 400:
+        raise ProviderError(f"{name}'s token endpoint answered HTTP {status}.", status=status)
+    if not isinstance(data, dict) or not data.get("access_token"):
+        raise ProviderError(f"{name}'s token reply has no access token.", status=status)
+    try:
+        return provider.parse_token_reply(data, timezone.now())
+    except (TypeError, ValueError, OverflowError, KeyError) as exc:
+        raise ProviderError(f"{name}'s token reply cannot be read ({type(exc).__name__}).", status=status) from None
+
+
+def _post(url: str, form: dict[str, str]) -> requests.Response:
+    if not is_safe_endpoint(url):
+        raise ProviderError(f"Refusing to send credentials to {url!r}: plain HTTP is only allowed on loopback.")
+    try:
+        return requests.post(
+            url,
+            data=form,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=bigoauth_settings.HTTP_TIMEOUT,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        raise ProviderTimeout("The provider did not answer in time.") from None
+    except requests.RequestException as exc:
+        # The exception text can hold the request URL; only its type leaves this module.
+        raise ProviderUnavailable(f"The provider could not be reached ({type(exc).__name__}).") from None
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError):
+        return None
+
+
+def _code(value: Any) -> str:
+    """An ``error`` value fit for a message: short, one line."""
+    return str(value).replace("\n", " ")[:80]

@@ -1,0 +1,98 @@
+"""The one place the ``BIGOAUTH`` setting is read.
+
+Values are looked up lazily and cached; the cache is dropped on Django's ``setting_changed``
+signal, so ``override_settings(BIGOAUTH=...)`` works in tests and nothing reads settings at
+import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "BIGOAUTH"
+
+DEFAULTS: dict[str, Any] = {
+    # slug -> per-provider dict, see PROVIDER_DEFAULTS
+    "PROVIDERS": {},
+    # seconds before expiry at which a token counts as stale and is refreshed first
+    "REFRESH_LEEWAY": 60,
+    # seconds, every outbound HTTP call (token, revoke, identity, API session default)
+    "HTTP_TIMEOUT": 10,
+    # seconds an authorisation request (its state and PKCE verifier) stays usable
+    "STATE_TTL": 600,
+    # Fernet keys; the first encrypts, all decrypt. Empty: derived from SECRET_KEY (check W001/E001)
+    "ENCRYPTION_KEYS": [],
+}
+
+# Keys a provider entry may carry. ``None`` means "the provider class decides".
+PROVIDER_DEFAULTS: dict[str, Any] = {
+    "CLASS": None,
+    "NAME": None,
+    "CLIENT_ID": "",
+    "CLIENT_SECRET": "",
+    "SCOPES": None,
+    "DATA_CENTRE": None,
+    "REDIRECT_URI": None,
+    "PKCE": None,
+    "AUTH_HEADER_FORMAT": None,
+    "AUTHORIZE_URL": None,
+    "TOKEN_URL": None,
+    "REVOKE_URL": None,
+    "API_BASE_URL": None,
+    "ACCOUNTS_SERVERS": None,
+}
+
+# Providers that need no CLASS key.
+BUILTIN_PROVIDER_CLASSES: dict[str, str] = {
+    "biggerplate": "django_bigoauth.providers.biggerplate.BiggerplateProvider",
+    "bigin": "django_bigoauth.providers.bigin.BiginProvider",
+}
+
+
+class BigOAuthSettings:
+    """Attribute access to ``settings.BIGOAUTH`` with defaults: ``bigoauth_settings.HTTP_TIMEOUT``."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, SETTING_NAME, None) or {}
+        if not isinstance(value, dict):
+            return {}
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Invalid BIGOAUTH setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def provider_config(self, slug: str) -> dict[str, Any]:
+        """The entry for one provider, every key present (defaults filled in)."""
+        entry = self.PROVIDERS.get(slug)
+        if entry is None:
+            raise KeyError(slug)
+        return {**PROVIDER_DEFAULTS, **entry}
+
+    def reload(self) -> None:
+        self._cache.clear()
+        # Objects built from settings (provider instances, Fernet keys) are cached elsewhere.
+        from . import crypto, providers
+
+        providers.clear_cache()
+        crypto.clear_cache()
+
+
+bigoauth_settings = BigOAuthSettings()
+
+
+@receiver(setting_changed)
+def _reload_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTING_NAME, "SECRET_KEY"):
+        bigoauth_settings.reload()

@@ -1,0 +1,74 @@
+"""Every runtime error the app raises derives from :class:`BigOAuthError`.
+
+Configuration mistakes are ``django.core.exceptions.ImproperlyConfigured`` instead, so that a
+broad ``except BigOAuthError`` around an API call never hides a broken settings file.
+No message here ever contains a token, a client secret, an authorisation code or a PKCE
+verifier: callers pass masked values only.
+"""
+
+from __future__ import annotations
+
+
+class BigOAuthError(Exception):
+    """Base of every runtime error of django_bigoauth."""
+
+
+class ProviderError(BigOAuthError):
+    """The provider answered, but not with something usable (HTTP 502 in views)."""
+
+    def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within ``HTTP_TIMEOUT`` (HTTP 504 in views)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached, or said to try again later (5xx, 429, throttled)."""
+
+
+class InvalidGrant(ProviderError):
+    """The provider refused the code or refresh token for good (``invalid_grant``, Zoho's ``invalid_code``)."""
+
+
+class CallbackError(BigOAuthError):
+    """The browser came back with something we must not act on (HTTP 400 in views)."""
+
+
+class AccountsServerNotAllowed(CallbackError):
+    """A Zoho accounts server outside ``ACCOUNTS_SERVERS``: the client secret must not go there."""
+
+
+class AccessDenied(CallbackError):
+    """The user (or the provider) declined the authorisation request."""
+
+
+class RefreshError(BigOAuthError):
+    """A refresh failed for a reason that may pass; the stored token is untouched."""
+
+
+class ReauthorizationRequired(BigOAuthError):
+    """The refresh token no longer works: the account must be linked again."""
+
+
+class AccountRevoked(BigOAuthError):
+    """The account was revoked or disconnected and has no token any more."""
+
+
+class RevokeError(BigOAuthError):
+    """The provider did not confirm the revocation."""
+
+
+class AccountNotFound(BigOAuthError, LookupError):
+    """``get_account()`` matched no account."""
+
+
+class MultipleAccountsFound(BigOAuthError, LookupError):
+    """``get_account()`` matched several accounts; pass ``label=`` to choose."""
+
+
+class TokenDecryptionError(BigOAuthError):
+    """A stored token cannot be decrypted with any key in ``ENCRYPTION_KEYS``."""

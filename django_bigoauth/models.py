@@ -1,0 +1,157 @@
+"""Linked accounts and their tokens.
+
+Behaviour a caller needs lives here as methods (``get_access_token()``, ``session()``,
+``revoke()``); the work is done in ``tokens.py``, ``session.py`` and ``revocation.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .crypto import EncryptedTextField
+from .redaction import mask
+
+if TYPE_CHECKING:
+    from .providers import Provider
+    from .session import AccountSession
+
+
+class LinkedAccount(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        NEEDS_REAUTH = "needs_reauth", _("Needs re-authorisation")
+        REVOKED = "revoked", _("Revoked")
+
+    provider = models.CharField(_("provider"), max_length=50, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="bigoauth_accounts",
+        help_text=_("Empty for a site-level account, such as a Bigin self client."),
+    )
+    external_id = models.CharField(
+        _("external id"),
+        max_length=255,
+        blank=True,
+        help_text=_("The account's id at the provider (for Bigin, the organisation)."),
+    )
+    label = models.CharField(_("label"), max_length=255, blank=True)
+    data_centre = models.CharField(_("data centre"), max_length=16, blank=True)
+    accounts_server = models.URLField(_("accounts server"), blank=True)
+    api_domain = models.URLField(_("API domain"), blank=True)
+    scopes = models.TextField(_("granted scopes"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(_("linked at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("linked account")
+        verbose_name_plural = _("linked accounts")
+        ordering = ["provider", "label", "pk"]
+        constraints = [
+            # NULLs are distinct in a plain unique constraint, so site-level accounts
+            # (user IS NULL) get a constraint of their own.
+            models.UniqueConstraint(
+                fields=["provider", "external_id", "user"],
+                condition=Q(user__isnull=False),
+                name="bigoauth_unique_user_account",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "external_id"],
+                condition=Q(user__isnull=True),
+                name="bigoauth_unique_site_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.user if self.user_id else _("site")
+        return f"{self.provider}: {self.label or self.external_id or self.pk} ({owner})"
+
+    def __repr__(self) -> str:
+        return f"<LinkedAccount {self.pk} {self.provider!r} {self.status}>"
+
+    @property
+    def provider_instance(self) -> Provider:
+        from .providers import get_provider
+
+        return get_provider(self.provider)
+
+    @property
+    def api_base_url(self) -> str:
+        return self.provider_instance.get_api_base_url(self.api_domain)
+
+    def get_access_token(self) -> str:
+        """A valid access token, refreshed first (exactly once across workers) when stale."""
+        from .tokens import get_access_token
+
+        return get_access_token(self)
+
+    def refresh(self) -> str:
+        """Refresh now, whatever the expiry; returns the new access token."""
+        from .tokens import refresh_access_token
+
+        return refresh_access_token(self, force=True)
+
+    def session(self, **kwargs) -> AccountSession:
+        """A ``requests`` session that authenticates as this account and refreshes as needed."""
+        from .session import AccountSession
+
+        return AccountSession(self, **kwargs)
+
+    def revoke(self) -> bool:
+        """Revoke at the provider where it can, and remove the tokens. True if the provider confirmed."""
+        from .revocation import revoke_account
+
+        return revoke_account(self)
+
+
+class Token(models.Model):
+    """The one current token of an account; tokens are Fernet-encrypted at rest."""
+
+    account = models.OneToOneField(
+        LinkedAccount, verbose_name=_("account"), on_delete=models.CASCADE, related_name="token"
+    )
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    token_type = models.CharField(_("token type"), max_length=40, blank=True, default="Bearer")
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    scope = models.TextField(_("scope"), blank=True)
+    # Bumped on every refresh, so a worker can tell "someone refreshed since I looked".
+    generation = models.PositiveIntegerField(_("generation"), default=0, editable=False)
+    refreshed_at = models.DateTimeField(_("last refreshed"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("token")
+        verbose_name_plural = _("tokens")
+
+    def __str__(self) -> str:
+        return f"{self.token_type} token of account {self.account_id}"
+
+    def __repr__(self) -> str:
+        return f"<Token account={self.account_id} access={mask(self.access_token)!r} expires_at={self.expires_at}>"
+
+    def expires_within(self, seconds: float, now: datetime | None = None) -> bool:
+        return is_stale(self.expires_at, seconds, now)
+
+
+def is_stale(expires_at: datetime | None, leeway: float, now: datetime | None = None) -> bool:
+    """True when a token expiring at ``expires_at`` should be refreshed before use.
+
+    A token with no known expiry is used until the provider answers 401.
+    """
+    if expires_at is None:
+        return False
+    now = now or timezone.now()
+    return (expires_at - now).total_seconds() <= leeway

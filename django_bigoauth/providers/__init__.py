@@ -1,0 +1,56 @@
+"""The provider registry: slug -> provider instance, built from settings on first use.
+
+Nothing is registered as a side effect of importing a module; ``BIGOAUTH["PROVIDERS"]`` is the
+whole list, and the cache is dropped when that setting changes.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from ..conf import BUILTIN_PROVIDER_CLASSES, bigoauth_settings
+from ..exceptions import BigOAuthError
+from .base import CallbackContext, Identity, Provider, TokenReply, import_provider_class
+
+__all__ = [
+    "CallbackContext",
+    "Identity",
+    "Provider",
+    "TokenReply",
+    "UnknownProvider",
+    "clear_cache",
+    "get_provider",
+    "get_providers",
+]
+
+_cache: dict[str, Provider] = {}
+
+
+class UnknownProvider(BigOAuthError, LookupError):
+    """No provider with that slug is configured."""
+
+
+def provider_class_path(slug: str, config: dict) -> str:
+    path = config.get("CLASS") or BUILTIN_PROVIDER_CLASSES.get(slug)
+    if not path:
+        raise ImproperlyConfigured(f"BIGOAUTH provider {slug!r} is not built in; name its class with 'CLASS'.")
+    return path
+
+
+def get_provider(slug: str) -> Provider:
+    if slug not in _cache:
+        try:
+            config = bigoauth_settings.provider_config(slug)
+        except KeyError:
+            raise UnknownProvider(f"No provider {slug!r} is configured in BIGOAUTH['PROVIDERS'].") from None
+        cls = import_provider_class(provider_class_path(slug, config))
+        _cache[slug] = cls(slug, config)
+    return _cache[slug]
+
+
+def get_providers() -> list[Provider]:
+    return [get_provider(slug) for slug in bigoauth_settings.PROVIDERS]
+
+
+def clear_cache() -> None:
+    _cache.clear()

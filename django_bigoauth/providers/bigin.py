@@ -1,0 +1,134 @@
+"""Bigin by Zoho: Zoho Accounts OAuth 2.0, spread over several data centres."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from ..exceptions import AccountsServerNotAllowed, CallbackError
+from ..netloc import origin
+from .base import CallbackContext, Identity, Provider, _number
+
+# data centre -> (accounts server, API domain); ACCOUNTS_SERVERS replaces the first column.
+DATA_CENTRES: dict[str, tuple[str, str]] = {
+    "us": ("https://accounts.zoho.com", "https://www.zohoapis.com"),
+    "eu": ("https://accounts.zoho.eu", "https://www.zohoapis.eu"),
+    "in": ("https://accounts.zoho.in", "https://www.zohoapis.in"),
+    "au": ("https://accounts.zoho.com.au", "https://www.zohoapis.com.au"),
+    "cn": ("https://accounts.zoho.com.cn", "https://www.zohoapis.com.cn"),
+    "jp": ("https://accounts.zoho.jp", "https://www.zohoapis.jp"),
+    "sa": ("https://accounts.zoho.sa", "https://www.zohoapis.sa"),
+    "ca": ("https://accounts.zohocloud.ca", "https://www.zohoapis.ca"),
+    # Bigin's API domain for the UK is unconfirmed; the token reply's api_domain decides.
+    "uk": ("https://accounts.zoho.uk", "https://www.zohoapis.uk"),
+}
+
+DEFAULT_DATA_CENTRE = "us"
+
+
+class BiginProvider(Provider):
+    name = "Bigin"
+    default_scopes = ("ZohoBigin.modules.ALL", "ZohoBigin.org.READ")
+    scope_separator = ","
+    auth_header_format = "Zoho-oauthtoken"
+    identity_path = "/bigin/v2/org"
+    # Zoho answers a used, expired or revoked code or refresh token with invalid_code.
+    invalid_grant_errors = frozenset({"invalid_grant", "invalid_code"})
+    # Zoho's throttle reply: {"error": "Access Denied", ...}, with HTTP 200 or 400.
+    throttle_errors = frozenset({"Access Denied", "slow_down", "temporarily_unavailable"})
+
+    # -- data centres ----------------------------------------------------------------
+
+    @property
+    def accounts_servers(self) -> dict[str, str]:
+        configured = self.setting("ACCOUNTS_SERVERS")
+        if configured:
+            return {code: url.rstrip("/") for code, url in configured.items()}
+        return {code: servers[0] for code, servers in DATA_CENTRES.items()}
+
+    @property
+    def data_centre(self) -> str:
+        return self.setting("DATA_CENTRE", DEFAULT_DATA_CENTRE)
+
+    @property
+    def home_accounts_server(self) -> str:
+        """Where the authorise request starts and where self-client codes are exchanged."""
+        return self.accounts_servers.get(self.data_centre, "")
+
+    def allowed_accounts_server(self, url: str) -> str:
+        """The configured accounts server ``url`` names, by exact origin; refuse anything else."""
+        wanted = origin(url or "")
+        for server in self.accounts_servers.values():
+            if wanted and origin(server) == wanted:
+                return server
+        raise AccountsServerNotAllowed(_("The sign-in came back from an accounts server this site does not trust."))
+
+    def data_centre_of(self, accounts_server: str) -> str:
+        wanted = origin(accounts_server)
+        for code, server in self.accounts_servers.items():
+            if origin(server) == wanted:
+                return code
+        return ""
+
+    def configuration_errors(self) -> list[str]:
+        if self.data_centre not in self.accounts_servers:
+            known = ", ".join(sorted(self.accounts_servers))
+            return [f"Unknown DATA_CENTRE {self.data_centre!r}; known: {known}."]
+        return []
+
+    def endpoint_urls(self) -> dict[str, str]:
+        urls = super().endpoint_urls()
+        for code, server in self.accounts_servers.items():
+            urls[f"ACCOUNTS_SERVERS[{code!r}]"] = server
+        return urls
+
+    # -- endpoints on the account's accounts server ------------------------------------
+
+    def get_authorize_url(self) -> str:
+        return self.setting("AUTHORIZE_URL", f"{self.home_accounts_server}/oauth/v2/auth")
+
+    def get_token_url(self, accounts_server: str = "") -> str:
+        return self.setting("TOKEN_URL", f"{accounts_server or self.home_accounts_server}/oauth/v2/token")
+
+    def get_revoke_url(self, accounts_server: str = "") -> str:
+        return self.setting("REVOKE_URL", f"{accounts_server or self.home_accounts_server}/oauth/v2/token/revoke")
+
+    def get_api_base_url(self, api_domain: str = "") -> str:
+        fallback = DATA_CENTRES.get(self.data_centre, DATA_CENTRES[DEFAULT_DATA_CENTRE])[1]
+        return self.setting("API_BASE_URL", api_domain or fallback)
+
+    # -- authorise and callback ----------------------------------------------------------
+
+    def extra_authorization_params(self) -> dict[str, str]:
+        # offline: a refresh token is issued; consent: issued again after the first consent.
+        return {"access_type": "offline", "prompt": "consent"}
+
+    def read_callback(self, params: Mapping[str, str]) -> CallbackContext:
+        server = params.get("accounts-server")
+        if not server:
+            if "code" in params:
+                raise CallbackError(_("The sign-in came back without naming its accounts server."))
+            return CallbackContext()
+        trusted = self.allowed_accounts_server(server)
+        location = params.get("location") or self.data_centre_of(trusted)
+        return CallbackContext(accounts_server=trusted, data_centre=self.data_centre_of(trusted) or location)
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def read_expiry(self, data: Mapping[str, Any], now):
+        # Older replies: "expires_in_sec" in seconds and "expires_in" in milliseconds.
+        if data.get("expires_in_sec") not in (None, ""):
+            return super().read_expiry({"expires_in": _number(data["expires_in_sec"], "expires_in_sec")}, now)
+        return super().read_expiry(data, now)
+
+    def parse_identity(self, data: Any) -> Identity | None:
+        orgs = data.get("org") if isinstance(data, dict) else None
+        if not isinstance(orgs, list) or not orgs or not isinstance(orgs[0], dict):
+            return None
+        org = orgs[0]
+        external_id = org.get("id") or org.get("zgid")
+        if not external_id:
+            return None
+        return Identity(external_id=str(external_id), label=str(org.get("company_name") or ""))

@@ -1,0 +1,247 @@
+"""The one refresh path: lock, re-read, refresh, save, signal.
+
+Hot path: one SQL query (token, expiry, generation and account status in one row) and no
+HTTP. When the token is stale, callers serialise on
+
+* a lock per account inside this process (every database, and the only lock SQLite has), and
+* a row lock (``SELECT ... FOR UPDATE``) on databases that have one, held across the refresh
+  request so that workers in other processes wait too.
+
+Whoever takes the lock second re-reads the row and, seeing a newer ``generation``, uses the
+token the first one stored instead of refreshing again. On SQLite the HTTP request is made
+outside any transaction (a read transaction held across it would block every writer of the
+database), and the write is conditional on the generation that was read, so a refresh from
+another process can never be overwritten by an older one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from . import client, signals
+from .conf import bigoauth_settings
+from .exceptions import (
+    AccountRevoked,
+    BigOAuthError,
+    InvalidGrant,
+    ProviderError,
+    ReauthorizationRequired,
+    RefreshError,
+    TokenDecryptionError,
+)
+from .models import LinkedAccount, Token, is_stale
+from .providers import TokenReply
+
+logger = logging.getLogger("django_bigoauth")
+
+_process_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+_process_locks_guard = threading.Lock()
+
+
+def get_access_token(account: LinkedAccount) -> str:
+    """A valid access token for ``account``; refreshes first when it is stale."""
+    try:
+        row = (
+            Token.objects.filter(account_id=account.pk)
+            .values_list("access_token", "expires_at", "generation", "account__status")
+            .first()
+        )
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account) from exc
+    if row is None:
+        raise _missing_token_error(account)
+    access_token, expires_at, generation, status = row
+    _check_status(account, status)
+    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY):
+        return access_token
+    return refresh_access_token(account, seen_generation=generation)
+
+
+def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_generation: int | None = None) -> str:
+    """Refresh unless someone else did since ``seen_generation``; returns the current token.
+
+    ``force=True`` refreshes even a fresh token (the ``bigoauth_refresh`` command, a 401 from
+    the API). With ``seen_generation`` set, a refresh stored by another worker since that
+    generation is used instead, forced or not.
+    """
+    with _process_lock(account.pk):
+        db = router.db_for_write(Token)
+        if connections[db].features.has_select_for_update:
+            outcome = _refresh_with_row_lock(account, db, force, seen_generation)
+        else:
+            outcome = _refresh_without_row_lock(account, db, force, seen_generation)
+    return outcome.finish(account)
+
+
+@dataclass
+class _Outcome:
+    """What happened under the lock; signals and exceptions wait until the lock is released."""
+
+    access_token: str = ""
+    refreshed: bool = False
+    failure: BigOAuthError | None = None
+
+    def finish(self, account: LinkedAccount) -> str:
+        if isinstance(self.failure, ReauthorizationRequired):
+            account.status = LinkedAccount.Status.NEEDS_REAUTH
+            signals.reauthorization_required.send(sender=LinkedAccount, account=account)
+        if self.failure is not None:
+            raise self.failure
+        if self.refreshed:
+            signals.token_refreshed.send(sender=LinkedAccount, account=account)
+        return self.access_token
+
+
+def _refresh_with_row_lock(account, db, force, seen_generation) -> _Outcome:
+    with transaction.atomic(using=db):
+        token = _read_token(account, db, lock=True)
+        if not _needs_refresh(token, force, seen_generation):
+            return _Outcome(token.access_token)
+        try:
+            reply = _request_refresh(account, token)
+        except InvalidGrant as exc:
+            _mark_needs_reauth(account, db)
+            return _Outcome(failure=_reauth_error(account, exc))
+        _store(token, reply, db)
+        return _Outcome(token.access_token, refreshed=True)
+
+
+def _refresh_without_row_lock(account, db, force, seen_generation) -> _Outcome:
+    token = _read_token(account, db, lock=False)
+    if not _needs_refresh(token, force, seen_generation):
+        return _Outcome(token.access_token)
+    read_generation = token.generation
+    try:
+        reply = _request_refresh(account, token)
+    except InvalidGrant as exc:
+        # Another process may have used (and rotated) the refresh token first: if so, its
+        # token is good and the account is fine.
+        current = _read_token(account, db, lock=False)
+        if current.generation != read_generation:
+            return _Outcome(current.access_token)
+        _mark_needs_reauth(account, db)
+        return _Outcome(failure=_reauth_error(account, exc))
+    with transaction.atomic(using=db):
+        if not _store(token, reply, db, expect_generation=read_generation):
+            # Another process stored a refresh while ours was in flight; theirs stays.
+            return _Outcome(_read_token(account, db, lock=False).access_token)
+    return _Outcome(token.access_token, refreshed=True)
+
+
+def _needs_refresh(token: Token, force: bool, seen_generation: int | None) -> bool:
+    if seen_generation is not None and token.generation != seen_generation:
+        return False
+    return force or token.expires_within(bigoauth_settings.REFRESH_LEEWAY)
+
+
+def _read_token(account: LinkedAccount, db: str, *, lock: bool) -> Token:
+    queryset = Token.objects.using(db).select_related("account")
+    if lock:
+        queryset = queryset.select_for_update(of=("self",)) if _supports_of(db) else queryset.select_for_update()
+    try:
+        token = queryset.get(account_id=account.pk)
+    except Token.DoesNotExist:
+        raise _missing_token_error(account) from None
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account) from exc
+    _check_status(account, token.account.status)
+    return token
+
+
+def _supports_of(db: str) -> bool:
+    return connections[db].features.has_select_for_update_of
+
+
+def _request_refresh(account: LinkedAccount, token: Token) -> TokenReply:
+    provider = account.provider_instance
+    if not token.refresh_token:
+        raise ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no refresh token; link it again.")
+    try:
+        reply = client.refresh(provider, token.refresh_token, accounts_server=account.accounts_server)
+    except InvalidGrant:
+        raise
+    except ProviderError as exc:
+        logger.warning("Refresh of account %s (%s) failed: %s", account.pk, account.provider, exc)
+        raise RefreshError(f"Refreshing account {account.pk} ({account.provider}) failed: {exc}") from exc
+    return reply
+
+
+def _store(token: Token, reply: TokenReply, db: str, *, expect_generation: int | None = None) -> bool:
+    """Write the new token; a missing refresh token in the reply keeps the old one."""
+    now = timezone.now()
+    token.access_token = reply.access_token
+    if reply.refresh_token:
+        token.refresh_token = reply.refresh_token
+    token.token_type = reply.token_type or token.token_type
+    token.expires_at = reply.expires_at
+    if reply.scope:
+        token.scope = reply.scope
+    token.refreshed_at = now
+    token.updated_at = now
+    fields = ["access_token", "refresh_token", "token_type", "expires_at", "scope", "refreshed_at", "updated_at"]
+    queryset = Token.objects.using(db).filter(pk=token.pk)
+    if expect_generation is not None:
+        queryset = queryset.filter(generation=expect_generation)
+    updated = queryset.update(generation=token.generation + 1, **{field: getattr(token, field) for field in fields})
+    if updated:
+        token.generation += 1
+        logger.info("Refreshed the token of account %s (%s)", token.account_id, token.account.provider)
+    return bool(updated)
+
+
+def _mark_needs_reauth(account: LinkedAccount, db: str) -> None:
+    LinkedAccount.objects.using(db).filter(pk=account.pk).update(
+        status=LinkedAccount.Status.NEEDS_REAUTH, updated_at=timezone.now()
+    )
+    logger.warning(
+        "Account %s (%s) needs re-authorisation: its refresh token was refused", account.pk, account.provider
+    )
+
+
+def _reauth_error(account: LinkedAccount, exc: InvalidGrant) -> ReauthorizationRequired:
+    error = ReauthorizationRequired(
+        f"Account {account.pk} ({account.provider}) must be linked again: the provider refused its "
+        f"refresh token ({exc.error_code or 'invalid_grant'})."
+    )
+    error.__cause__ = exc
+    return error
+
+
+def _check_status(account: LinkedAccount, status: str) -> None:
+    if status == LinkedAccount.Status.REVOKED:
+        raise AccountRevoked(f"Account {account.pk} ({account.provider}) was revoked.")
+    if status == LinkedAccount.Status.NEEDS_REAUTH:
+        raise ReauthorizationRequired(f"Account {account.pk} ({account.provider}) must be linked again.")
+
+
+def _missing_token_error(account: LinkedAccount) -> BigOAuthError:
+    if account.status == LinkedAccount.Status.REVOKED:
+        return AccountRevoked(f"Account {account.pk} ({account.provider}) was revoked and has no token.")
+    return ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no token; link it again.")
+
+
+def _decryption_error(account: LinkedAccount) -> TokenDecryptionError:
+    return TokenDecryptionError(
+        f"The token of account {account.pk} ({account.provider}) cannot be decrypted with any key in "
+        "BIGOAUTH['ENCRYPTION_KEYS']; restore the key it was written with, or link the account again."
+    )
+
+
+class _process_lock:
+    """A lock per account id, shared by the threads of this process."""
+
+    def __init__(self, account_pk: int):
+        with _process_locks_guard:
+            self._lock = _process_locks[account_pk]
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self._lock.release()

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = {}
+exec((HERE / "django_bigoauth" / "__init__.py").read_text().split("__all__")[0], VERSION)
+
+setup(
+    name="django-bigoauth",
+    version=VERSION["__version__"],
+    description="Link Biggerplate and Bigin (Zoho) accounts to a Django site, keep their tokens encrypted "
+    "and always fresh.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["django_bigoauth", "django_bigoauth.*"]),
+    include_package_data=True,
+    zip_safe=False,
+    python_requires=">=3.10",
+    install_requires=[
+        "django>=4.2",
+        "requests-oauthlib>=1.3",
+        "cryptography>=41",
+    ],
+    extras_require={
+        "example": [
+            "django-environ>=0.11",
+            "django-oauth-toolkit>=2.3",
+        ],
+        "postgres": ["psycopg[binary]>=3.1"],
+        "dev": [
+            "django-environ>=0.11",
+            "django-oauth-toolkit>=2.3",
+            "pytest>=8",
+            "pytest-django>=4.8",
+            "responses>=0.25",
+            "hypothesis>=6.100",
+            "playwright>=1.40",
+            "psycopg[binary]>=3.1",
+            "build>=1.0",
+            "ruff>=0.5",
+            "tox>=4",
+        ],
+    },
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Environment :: Web Environment",
+        "Framework :: Django",
+        "Framework :: Django :: 4.2",
+        "Framework :: Django :: 5.2",
+        "Intended Audience :: Developers",
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Internet :: WWW/HTTP",
+    ],
+)
