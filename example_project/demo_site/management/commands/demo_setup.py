@@ -1,0 +1,47 @@
+"""``manage.py demo_setup``: the demo login and the sandbox's OAuth application, idempotently.
+
+Run after ``migrate`` (``make demo`` does both, then ``runserver``). Safe to run again: it
+changes nothing that is already right, except that it resets the demo user's password to
+``demo``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from sandbox.application import ensure_application
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo"  # noqa: S105 - the published demo login, for 127.0.0.1 only
+DEFAULT_URL = "http://127.0.0.1:8000/"
+
+
+def ensure_demo_user() -> tuple[object, bool]:
+    """A superuser ``demo`` / ``demo``, so that both the site and the admin can be tried."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(**{User.USERNAME_FIELD: DEMO_USERNAME})
+    user.is_staff = user.is_superuser = user.is_active = True
+    user.set_password(DEMO_PASSWORD)
+    user.save()
+    return user, created
+
+
+class Command(BaseCommand):
+    help = "Create the demo login (demo/demo, a superuser) and the sandbox OAuth application."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--url", default=DEFAULT_URL, help="The URL to print for the site (default: %(default)s).")
+
+    def handle(self, *args, url: str, **options) -> None:
+        _user, created = ensure_demo_user()
+        self.stdout.write(f"Demo login {'created' if created else 'reset'}: {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        application, changed = ensure_application()
+        if application is None:
+            self.stdout.write("Sandbox provider disabled (SANDBOX_ENABLED is off): no OAuth application.")
+        else:
+            state = "created or updated" if changed else "already up to date"
+            self.stdout.write(f"Sandbox OAuth application {state} (client id {application.client_id}).")
+        providers = ", ".join(settings.BIGOAUTH["PROVIDERS"]) or "none"
+        self.stdout.write(f"Configured providers: {providers}.")
+        self.stdout.write(self.style.SUCCESS(f"Open {url} and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}."))

@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Django's command-line utility for the django_bigoauth demo site."""
+
+import os
+import sys
+
+
+def main() -> None:
+    from demo_site.paths import add_repository_to_path
+
+    add_repository_to_path()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_site.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

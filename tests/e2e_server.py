@@ -1,0 +1,133 @@
+"""Serve the example project on a free loopback port, for tests that need the real site.
+
+Run as a script (what :class:`ExampleSite` does)::
+
+    python tests/e2e_server.py /tmp/somewhere/db.sqlite3
+
+It binds 127.0.0.1 on a port the OS picks (so parallel runs never collide), points
+``SANDBOX_BASE_URL`` at that port before Django reads its settings, migrates the SQLite file,
+runs ``demo_setup``, and serves with Django's threaded development server (the same server
+class ``runserver`` uses; threads matter: the app's callback calls the sandbox's token
+endpoint on this very server). It prints ``READY <url>`` once it accepts requests.
+"""
+
+from __future__ import annotations
+
+import os
+import socketserver
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+EXAMPLE_DIR = REPOSITORY / "example_project"
+READY = "READY "
+
+
+class ExampleSite:
+    """The example project in a subprocess: ``with ExampleSite(env) as site: site.url``.
+
+    ``env`` adds to (or overrides) the environment the site is started with; the database is
+    always a fresh SQLite file in a temporary directory, and no ``.env`` file is read.
+    """
+
+    def __init__(self, env: dict[str, str] | None = None, *, startup_timeout: float = 90.0):
+        self.extra_env = dict(env or {})
+        self.startup_timeout = startup_timeout
+        self.url = ""
+        self.process: subprocess.Popen | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="bigoauth-e2e-")
+        self.database = Path(self._tmp.name) / "db.sqlite3"
+        self.log_path = Path(self._tmp.name) / "server.log"
+
+    def __enter__(self) -> ExampleSite:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "DEMO_ENV_FILE": "",
+            "DEBUG": "true",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        env.pop("DJANGO_SETTINGS_MODULE", None)  # the test suite's; the site has its own
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, str(self.database)],
+            cwd=REPOSITORY,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.startswith(READY):
+                self.url = line[len(READY) :].strip()
+                return
+            if not line and self.process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"The example site did not start:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "_log", None) is not None and not self._log.closed:
+            self._log.close()
+
+    def log_text(self) -> str:
+        """Everything the site logged so far (the request log and the app's log)."""
+        if getattr(self, "_log", None) is not None and not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def cleanup(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+
+def _serve(database: str) -> None:
+    for path in (str(REPOSITORY), str(EXAMPLE_DIR)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+
+    server_class = type("ThreadedWSGIServer", (socketserver.ThreadingMixIn, WSGIServer), {"daemon_threads": True})
+    httpd = server_class(("127.0.0.1", 0), WSGIRequestHandler)
+    url = f"http://127.0.0.1:{httpd.server_port}"
+
+    os.environ["SANDBOX_BASE_URL"] = url
+    os.environ["DATABASE_URL"] = f"sqlite:///{database}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
+    import django
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.management import call_command
+    from django.core.wsgi import get_wsgi_application
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("demo_setup", url=f"{url}/", stdout=sys.stderr)
+    httpd.set_app(StaticFilesHandler(get_wsgi_application()))
+    print(f"{READY}{url}", flush=True)
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
