@@ -41,7 +41,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import linking, state
 from .conf import bigoauth_settings
 from .exceptions import CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
-from .models import LinkedAccount
+from .models import LinkedAccount, is_stale
 from .providers import Provider, UnknownProvider, get_provider, get_providers
 
 logger = logging.getLogger("django_bigoauth")
@@ -101,24 +101,20 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
         account=account,
         provider_name=provider.display_name if provider else account.provider,
         expires=humanised_expiry(expires_at, now) if has_token else "",
-        stale=has_token and expires_at is not None and (expires_at - now).total_seconds() <= _leeway(),
+        stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now),
         has_token=has_token,
         reconnect_url=reverse("bigoauth:authorise", args=[provider.slug]) if provider else "",
     )
 
 
 def humanised_expiry(expires_at: datetime | None, now: datetime | None = None) -> str:
-    """ "in 59 minutes", "expired 3 minutes ago", or "no expiry" for a token without one."""
+    """How long a token has left, as a person reads it: "in 59 minutes", "expired 3 minutes ago"."""
     if expires_at is None:
         return _("no expiry")
     now = now or timezone.now()
     if expires_at > now:
         return _("in %(time)s") % {"time": timeuntil(expires_at, now, depth=1)}
     return _("expired %(time)s ago") % {"time": timesince(expires_at, now, depth=1)}
-
-
-def _leeway() -> float:
-    return bigoauth_settings.REFRESH_LEEWAY
 
 
 # -- authorise ---------------------------------------------------------------------------------
