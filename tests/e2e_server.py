@@ -3,6 +3,7 @@
 Run as a script (what :class:`ExampleSite` does)::
 
     python tests/e2e_server.py /tmp/somewhere/db.sqlite3
+    python tests/e2e_server.py postgres://postgres@127.0.0.1:5432/example
 
 It binds 127.0.0.1 on a port the OS picks (so parallel runs never collide), points
 ``SANDBOX_BASE_URL`` at that port before Django reads its settings, migrates the SQLite file,
@@ -114,7 +115,8 @@ def _serve(database: str) -> None:
     url = f"http://127.0.0.1:{httpd.server_port}"
 
     os.environ["SANDBOX_BASE_URL"] = url
-    os.environ["DATABASE_URL"] = f"sqlite:///{database}"
+    # A path is a SQLite file; a URL (postgres://...) is used as it is, for trying other databases.
+    os.environ["DATABASE_URL"] = database if "://" in database else f"sqlite:///{database}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
     import django
     from django.contrib.staticfiles.handlers import StaticFilesHandler
