@@ -327,7 +327,7 @@ def test_migrate_and_demo_setup_create_the_login_and_the_sandbox_application_ide
 
     again = manage("demo_setup", database=database, SANDBOX_CLIENT_SECRET="a-new-secret")
     assert again.returncode == 0, again.stderr
-    assert "created or updated" in again.stdout  # the secret changed, so the application did
+    assert "Sandbox OAuth application updated" in again.stdout  # the secret changed, so the application did
 
     # The last line: Django 5.2+ shell first says how many objects it imported.
     state = manage("shell", "-c", SHOW_STATE, database=database).stdout.strip().splitlines()[-1].split()
@@ -442,3 +442,57 @@ def test_the_sandbox_refuses_a_code_without_its_pkce_verifier_and_reports_a_deni
 
     denied, _, _ = consent(site, browser, provider, allow=False)
     assert denied["error"] == "access_denied" and "code" not in denied
+
+
+# -- the demo's pages ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_pages(settings, fake_provider):
+    """The demo site's URLs and templates on top of the test settings, providers at the fake server."""
+    settings.ROOT_URLCONF = "demo_site.urls"
+    settings.SANDBOX_ENABLED = False
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [EXAMPLE_DIR / "templates"]}]
+    return fake_provider
+
+
+def _test_url(account) -> str:
+    return f"/demo/accounts/{account.pk}/test/"
+
+
+def test_the_home_page_lists_the_users_accounts_with_a_test_button(client, demo_pages, make_account, django_user_model):
+    user = django_user_model.objects.create_user("ann", password="pw")
+    mine = make_account("bigin", user=user, label="Ann's org", api_domain=demo_pages.url)
+    theirs = make_account("bigin", user=django_user_model.objects.create_user("bob"), label="Bob's org")
+    client.force_login(user)
+
+    page = client.get("/").content.decode()
+
+    assert "Ann&#x27;s org" in page and _test_url(mine) in page
+    assert "Bob" not in page and _test_url(theirs) not in page
+
+
+def test_test_connection_shows_the_api_answer(client, demo_pages, make_account, django_user_model):
+    user = django_user_model.objects.create_user("ann", password="pw")
+    account = make_account("bigin", user=user, api_domain=demo_pages.url)
+    demo_pages.live_access_tokens.add("1000.access.initial")
+    client.force_login(user)
+
+    response = client.post(_test_url(account))
+
+    assert response.status_code == 200
+    assert "GET /bigin/v2/org answered HTTP 200." in response.content.decode()
+    assert "Acme Ltd" in response.content.decode()
+    assert len(demo_pages.calls("/bigin/v2/org")) == 1
+
+
+def test_test_connection_is_for_the_owner_only_and_by_post(client, demo_pages, make_account, django_user_model):
+    owner = django_user_model.objects.create_user("ann")
+    account = make_account("bigin", user=owner, api_domain=demo_pages.url)
+
+    assert client.post(_test_url(account)).status_code == 302  # signed out: to the login page
+    client.force_login(django_user_model.objects.create_user("bob"))
+    assert client.post(_test_url(account)).status_code == 404  # someone else's account
+    client.force_login(owner)
+    assert client.get(_test_url(account)).status_code == 405  # a link cannot trigger API calls
+    assert demo_pages.requests == []  # none of these reached the provider

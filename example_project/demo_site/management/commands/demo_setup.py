@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 from sandbox.application import ensure_application
 
 DEMO_USERNAME = "demo"
@@ -35,13 +36,22 @@ class Command(BaseCommand):
 
     def handle(self, *args, url: str, **options) -> None:
         _user, created = ensure_demo_user()
-        self.stdout.write(f"Demo login {'created' if created else 'reset'}: {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        login = {"username": DEMO_USERNAME, "password": DEMO_PASSWORD}
+        if created:
+            self.stdout.write(_("Demo login created: %(username)s / %(password)s") % login)
+        else:
+            self.stdout.write(_("Demo login reset: %(username)s / %(password)s") % login)
         application, changed = ensure_application()
         if application is None:
-            self.stdout.write("Sandbox provider disabled (SANDBOX_ENABLED is off): no OAuth application.")
+            self.stdout.write(_("The sandbox provider is off (SANDBOX_ENABLED), so it has no OAuth application."))
+        elif changed:
+            self.stdout.write(
+                _("Sandbox OAuth application updated (client id %(id)s).") % {"id": application.client_id}
+            )
         else:
-            state = "created or updated" if changed else "already up to date"
-            self.stdout.write(f"Sandbox OAuth application {state} (client id {application.client_id}).")
-        providers = ", ".join(settings.BIGOAUTH["PROVIDERS"]) or "none"
-        self.stdout.write(f"Configured providers: {providers}.")
-        self.stdout.write(self.style.SUCCESS(f"Open {url} and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}."))
+            self.stdout.write(_("Sandbox OAuth application ready (client id %(id)s).") % {"id": application.client_id})
+        providers = ", ".join(settings.BIGOAUTH["PROVIDERS"]) or _("none")
+        self.stdout.write(_("Configured providers: %(providers)s.") % {"providers": providers})
+        self.stdout.write(
+            self.style.SUCCESS(_("Open %(url)s and sign in as %(username)s / %(password)s.") % {"url": url, **login})
+        )
