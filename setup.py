@@ -39,6 +39,8 @@ setup(
             "playwright>=1.40",
             "psycopg[binary]>=3.1",
             "build>=1.0",
+            "setuptools>=69",
+            "wheel",
             "ruff>=0.5",
             "tox>=4",
         ],
