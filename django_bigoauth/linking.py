@@ -11,11 +11,13 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import client, signals
 from .exceptions import ProviderError
 from .models import LinkedAccount, Token
+from .netloc import is_safe_endpoint
 from .providers import CallbackContext, Identity, Provider, TokenReply
 
 logger = logging.getLogger("django_bigoauth")
@@ -62,20 +64,37 @@ def store_account(
     identity: Identity | None,
     label: str = "",
 ) -> tuple[LinkedAccount, bool]:
+    """Create or update the account and its token together; re-linking updates, never duplicates.
+
+    Raises ``ProviderError`` before anything is written when the provider's values cannot be
+    stored as they are (too long, an API domain that is not HTTPS).
+    """
     user_id = getattr(user, "pk", None)
-    external_id = identity.external_id if identity else ""
+    external_id = _fitting("external_id", identity.external_id if identity else "")
     fields = {
-        "label": label or (identity.label if identity else "") or provider.display_name,
+        "label": _fitting("label", label or (identity.label if identity else "") or provider.display_name, cut=True),
         "status": LinkedAccount.Status.ACTIVE,
         "scopes": reply.scope or provider.scope_string,
     }
     if context.accounts_server:
-        fields["accounts_server"] = context.accounts_server
+        fields["accounts_server"] = _fitting("accounts_server", context.accounts_server)
     if context.data_centre:
-        fields["data_centre"] = context.data_centre
+        fields["data_centre"] = _fitting("data_centre", context.data_centre)
     if reply.api_domain:
-        fields["api_domain"] = reply.api_domain
+        if not is_safe_endpoint(reply.api_domain):
+            raise ProviderError(f"{provider.display_name}'s token reply names an API domain that is not HTTPS.")
+        fields["api_domain"] = _fitting("api_domain", reply.api_domain)
     now = timezone.now()
+    token_values = {
+        "access_token": reply.access_token,
+        "token_type": _fitting("token_type", reply.token_type, model=Token),
+        "expires_at": reply.expires_at,
+        "scope": reply.scope,
+        "refreshed_at": now,
+    }
+    # Zoho issues a refresh token on first consent only: keep the one we have.
+    if reply.refresh_token:
+        token_values["refresh_token"] = reply.refresh_token
     with transaction.atomic():
         account, created = LinkedAccount.objects.select_for_update().get_or_create(
             provider=provider.slug, user_id=user_id, external_id=external_id, defaults=fields
@@ -86,18 +105,14 @@ def store_account(
             for name, value in fields.items():
                 setattr(account, name, value)
             account.save()
-        token = Token.objects.select_for_update().filter(account=account).first() or Token(account=account)
-        token.access_token = reply.access_token
-        # Zoho issues a refresh token on first consent only: keep the one we have.
-        if reply.refresh_token:
-            token.refresh_token = reply.refresh_token
-        token.token_type = reply.token_type
-        token.expires_at = reply.expires_at
-        token.scope = reply.scope
-        token.refreshed_at = now
-        token.generation += 1
-        token.save()
-    if not token.refresh_token:
+        # Written without reading the old token first: one that no longer decrypts (a key
+        # was removed) must not stop the owner from linking the account again.
+        updated = Token.objects.filter(account=account).update(
+            generation=F("generation") + 1, updated_at=now, **token_values
+        )
+        if not updated:
+            Token.objects.create(account=account, generation=1, **token_values)
+    if not reply.refresh_token and not Token.objects.filter(account=account).exclude(refresh_token="").exists():
         logger.warning(
             "Account %s (%s) was linked without a refresh token; it will need linking again "
             "when the access token expires",
@@ -107,3 +122,17 @@ def store_account(
     logger.info("%s account %s (%s)", "Linked" if created else "Re-linked", account.pk, provider.slug)
     signals.account_linked.send(sender=LinkedAccount, account=account, created=created)
     return account, created
+
+
+def _fitting(name: str, value: str, *, model: type = LinkedAccount, cut: bool = False) -> str:
+    """``value`` if it fits the column; a label is shortened, anything else refused.
+
+    An over-long value from a provider would otherwise fail inside the transaction
+    (PostgreSQL enforces ``max_length``), and an id cut short could name another account.
+    """
+    limit = model._meta.get_field(name).max_length
+    if limit is None or len(value) <= limit:
+        return value
+    if cut:
+        return value[: limit - 1] + "…"
+    raise ProviderError(f"The provider's {name.replace('_', ' ')} is longer than {limit} characters.")

@@ -26,16 +26,19 @@ def is_safe_endpoint(url: str) -> bool:
 
 
 def origin(url: str) -> str:
-    """``scheme://host[:port]`` with the default port dropped, for exact comparisons."""
-    parts = urlsplit(url.strip())
+    """``scheme://host[:port]`` with the default port dropped, for exact comparisons.
+
+    "" for anything that is not a URL: the value may come from a callback's query string.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # "http://[::1", "https://a:99999", ...
+        return ""
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        return ""
     if port is None or (scheme, port) in (("https", 443), ("http", 80)):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"

@@ -1,10 +1,389 @@
-"""Placeholder: the authorisation-code views are built in issue 3."""
+"""The authorisation-code flow: the accounts page, authorise, callback and disconnect.
 
-from django.http import HttpResponse
+Views decide what to show; they never talk HTTP themselves. ``linking`` (exchange and store)
+and ``revocation`` do the work through ``client``. Every failure is a page from one
+template, ``django_bigoauth/error.html``, with the status it deserves:
+
+* 400 the callback cannot be acted on (state missing, unknown, expired, used, someone
+  else's; an accounts server outside the allow-list; no code),
+* 403 a site-level link asked for by someone who is not a superuser,
+* 404 an unknown provider,
+* 502 the provider answered, but not with a usable token,
+* 504 the provider did not answer within ``HTTP_TIMEOUT``.
+
+Nothing secret reaches a log record: the code, the state and the PKCE verifier are only
+ever in the query string (which Django's request log leaves out) and in the session.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import F
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import linking, state
+from .conf import bigoauth_settings
+from .exceptions import CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
+from .models import LinkedAccount, is_stale
+from .providers import Provider, UnknownProvider, get_provider, get_providers
+
+logger = logging.getLogger("django_bigoauth")
+
+ERROR_TEMPLATE = "django_bigoauth/error.html"
+ACCOUNTS_TEMPLATE = "django_bigoauth/accounts.html"
+SITE_ACCOUNTS_ADMIN_URL = "admin:django_bigoauth_linkedaccount_changelist"
+# An ``error`` value from the provider is shown only when it looks like an OAuth error code.
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
 
 
-def accounts(request):
-    return HttpResponse("")
+# -- the accounts page -------------------------------------------------------------------------
 
 
-authorise = callback = disconnect = accounts
+@dataclass(frozen=True)
+class AccountRow:
+    """One line of the accounts page."""
+
+    account: LinkedAccount
+    provider_name: str
+    #: humanised: "in 59 minutes", "expired 3 minutes ago", "no expiry" or "" (no token)
+    expires: str
+    #: the token expires within ``REFRESH_LEEWAY`` (it will be refreshed on next use)
+    stale: bool
+    #: the account still holds a token (revoked accounts do not)
+    has_token: bool
+    #: "" when the provider is no longer configured
+    reconnect_url: str
+
+
+@login_required
+@require_GET
+@never_cache
+def accounts(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons."""
+    # Token columns are read as plain values: no token is decrypted to draw this page.
+    queryset = LinkedAccount.objects.filter(user=request.user).annotate(
+        token_expires_at=F("token__expires_at"), token_pk=F("token__pk")
+    )
+    now = timezone.now()
+    rows = [_account_row(account, now) for account in queryset]
+    providers = [
+        {"slug": p.slug, "name": p.display_name, "url": reverse("bigoauth:authorise", args=[p.slug])}
+        for p in get_providers()
+    ]
+    return render(request, ACCOUNTS_TEMPLATE, {"rows": rows, "providers": providers})
+
+
+def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
+    try:
+        provider: Provider | None = get_provider(account.provider)
+    except UnknownProvider:
+        provider = None
+    has_token = account.token_pk is not None
+    expires_at = account.token_expires_at
+    return AccountRow(
+        account=account,
+        provider_name=provider.display_name if provider else account.provider,
+        expires=humanised_expiry(expires_at, now) if has_token else "",
+        stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now),
+        has_token=has_token,
+        reconnect_url=reverse("bigoauth:authorise", args=[provider.slug]) if provider else "",
+    )
+
+
+def humanised_expiry(expires_at: datetime | None, now: datetime | None = None) -> str:
+    """How long a token has left, as a person reads it: "in 59 minutes", "expired 3 minutes ago"."""
+    if expires_at is None:
+        return _("no expiry")
+    now = now or timezone.now()
+    if expires_at > now:
+        return _("in %(time)s") % {"time": timeuntil(expires_at, now, depth=1)}
+    return _("expired %(time)s ago") % {"time": timesince(expires_at, now, depth=1)}
+
+
+# -- authorise ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@csrf_protect
+@never_cache
+def authorise(request: HttpRequest, provider: str) -> HttpResponse:
+    """Send the browser to the provider's consent page.
+
+    GET, so that a plain link can be the "Connect" button; a POST form works too (and is then
+    CSRF-checked). Starting a request changes nothing but the session: what a forged callback
+    could do is stopped at the callback, by the state bound to this session and user.
+    ``?next=`` is where to go afterwards (same host only); ``?site=1`` links an account that
+    belongs to the site rather than to the user, and is for superusers only.
+    """
+    try:
+        provider_obj = get_provider(provider)
+    except UnknownProvider:
+        return _unknown_provider(request, provider)
+    params = request.POST if request.method == "POST" else request.GET
+    site_level = params.get("site") == "1"
+    if site_level and not may_link_site_accounts(request.user):
+        return _error_page(request, 403, _site_level_refused(), provider=provider_obj)
+    next_url = params.get("next", "")
+    if not _is_safe_next(request, next_url):
+        next_url = ""
+    redirect_uri = provider_obj.setting("REDIRECT_URI") or request.build_absolute_uri(
+        reverse("bigoauth:callback", args=[provider_obj.slug])
+    )
+    state_value, challenge = state.begin(
+        request,
+        provider_obj.slug,
+        redirect_uri=redirect_uri,
+        use_pkce=provider_obj.uses_pkce,
+        next_url=next_url,
+        site_level=site_level,
+    )
+    url = provider_obj.authorization_url(redirect_uri=redirect_uri, state=state_value, code_challenge=challenge)
+    logger.info(
+        "Starting a %s authorisation request for user %s%s",
+        provider_obj.slug,
+        request.user.pk,
+        " (site-level account)" if site_level else "",
+    )
+    return HttpResponseRedirect(url)
+
+
+def _site_level_refused() -> str:
+    return _("Only a superuser can link an account for the whole site.")
+
+
+def may_link_site_accounts(user) -> bool:
+    """Site-level accounts act for the whole site: only an active staff superuser may link one."""
+    return bool(user.is_active and user.is_staff and user.is_superuser)
+
+
+# -- callback ----------------------------------------------------------------------------------
+
+
+@require_GET
+@never_cache
+def callback(request: HttpRequest, provider: str) -> HttpResponse:
+    """Where the provider sends the browser back; checks come first, the exchange last.
+
+    Not ``login_required``: a signed-out browser has no pending state, so it gets the 400
+    page; redirecting it to the login form would copy the code into another URL.
+    """
+    try:
+        provider_obj = get_provider(provider)
+    except UnknownProvider:
+        return _no_referrer(_unknown_provider(request, provider))
+    return _no_referrer(_callback(request, provider_obj))
+
+
+def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
+    # 1. The state: ours, this session's, this user's, this provider's, fresh and unused.
+    try:
+        pending = state.consume(request, provider.slug, request.GET.get("state"))
+    except state.StateError as exc:
+        return _callback_failed(request, provider, exc, 400, str(exc))
+    if pending.site_level and not may_link_site_accounts(request.user):
+        return _error_page(request, 403, _site_level_refused(), provider=provider)
+    home = _home_url(pending.site_level)
+    fail = functools.partial(_callback_failed, request, provider, site_level=pending.site_level)
+
+    # 2. The provider says no (the user declined, or something went wrong there).
+    if "error" in request.GET:
+        return _provider_declined(request, provider, request.GET.get("error", ""), home)
+
+    # 3. Where the code may be exchanged (Zoho's accounts server), before any secret is sent.
+    try:
+        context = provider.read_callback(request.GET)
+        code = request.GET.get("code", "")
+        if not code:
+            raise CallbackError(_("The sign-in came back without an authorisation code."))
+    except CallbackError as exc:
+        return fail(exc, 400, str(exc))
+
+    # 4. The exchange, then the account and its token in one transaction.
+    try:
+        account, created = linking.link_with_code(
+            provider,
+            code,
+            user=None if pending.site_level else request.user,
+            redirect_uri=pending.redirect_uri,
+            code_verifier=pending.code_verifier or None,
+            context=context,
+        )
+    except CallbackError as exc:
+        return fail(exc, 400, str(exc))
+    except ProviderTimeout as exc:
+        message = _("%(provider)s did not answer in time, so nothing was linked. Please try again in a moment.")
+        return fail(exc, 504, message % {"provider": provider.display_name})
+    except InvalidGrant as exc:
+        message = _(
+            "%(provider)s did not accept the sign-in (it may have expired or been used already), "
+            "so nothing was linked. Please connect again."
+        )
+        return fail(exc, 502, message % {"provider": provider.display_name})
+    except ProviderError as exc:
+        message = _(
+            "%(provider)s answered in a way this site could not use, so nothing was linked. "
+            "Please try again; if it keeps happening, tell the site's administrators."
+        )
+        return fail(exc, 502, message % {"provider": provider.display_name})
+
+    names = {"provider": provider.display_name, "label": account.label}
+    if created:
+        text = _("Your %(provider)s account “%(label)s” is now linked.") % names
+    else:
+        text = _("Your %(provider)s account “%(label)s” was linked again and is up to date.") % names
+    messages.success(request, text, fail_silently=True)
+    next_url = pending.next_url if _is_safe_next(request, pending.next_url) else ""
+    return HttpResponseRedirect(next_url or home)
+
+
+def _provider_declined(request: HttpRequest, provider: Provider, error: str, home: str) -> HttpResponse:
+    code = error if _ERROR_CODE.fullmatch(error) else "unknown"
+    logger.info("The %s authorisation request came back with error %r", provider.slug, code)
+    names = {"provider": provider.display_name, "error": code}
+    if code == "access_denied":
+        messages.warning(
+            request, _("You did not allow access at %(provider)s, so nothing was linked.") % names, fail_silently=True
+        )
+    else:
+        messages.error(
+            request,
+            _("%(provider)s could not complete the sign-in (%(error)s), so nothing was linked. Please try again.")
+            % names,
+            fail_silently=True,
+        )
+    return HttpResponseRedirect(home)
+
+
+def _callback_failed(
+    request: HttpRequest, provider: Provider, exc: Exception, status: int, message: str, *, site_level: bool = False
+) -> HttpResponse:
+    # Exception messages of this app never hold a code, state or verifier; see exceptions.py.
+    logger.warning("The %s callback failed with HTTP %s (%s): %s", provider.slug, status, type(exc).__name__, exc)
+    return _error_page(request, status, message, provider=provider, site_level=site_level)
+
+
+def _home_url(site_level: bool) -> str:
+    """Where a finished flow lands: the admin list for a site-level account, else the accounts page."""
+    if site_level:
+        try:
+            return reverse(SITE_ACCOUNTS_ADMIN_URL)
+        except NoReverseMatch:
+            pass
+    return reverse("bigoauth:accounts")
+
+
+def _is_safe_next(request: HttpRequest, url: str) -> bool:
+    return bool(url) and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+
+
+def _no_referrer(response: HttpResponse) -> HttpResponse:
+    # The callback URL carries the code and state: keep them out of Referer headers sent by
+    # anything a site's own base template loads on the error page.
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# -- disconnect --------------------------------------------------------------------------------
+
+
+@require_POST
+@login_required
+@csrf_protect
+def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of the user's accounts at the provider (where it can) and drop its tokens.
+
+    When the provider cannot be reached or refuses, the tokens stay: keeping them is what lets
+    the revocation be tried again. The message says so and names the alternative (revoking
+    access at the provider's own site).
+    """
+    account = get_object_or_404(LinkedAccount, pk=pk, user=request.user)
+    names = {"label": account.label or account.external_id or account.pk}
+    try:
+        provider = get_provider(account.provider)
+    except UnknownProvider:
+        messages.error(
+            request,
+            _("“%(label)s” cannot be disconnected: its provider is no longer configured on this site.") % names,
+            fail_silently=True,
+        )
+        return redirect("bigoauth:accounts")
+    names["provider"] = provider.display_name
+    try:
+        confirmed = account.revoke()
+    except RevokeError:
+        messages.error(
+            request,
+            _(
+                "%(provider)s did not confirm that access for “%(label)s” was withdrawn, so the account "
+                "stays linked. Please try again later, or remove this site's access in your "
+                "%(provider)s account settings."
+            )
+            % names,
+            fail_silently=True,
+        )
+        return redirect("bigoauth:accounts")
+    if confirmed:
+        text = _("“%(label)s” is disconnected: %(provider)s withdrew this site's access and its tokens are deleted.")
+    elif not provider.supports_revoke:
+        text = _(
+            "“%(label)s” is disconnected and its tokens are deleted here. %(provider)s offers no way to "
+            "withdraw access remotely: you can remove this site in your %(provider)s account settings."
+        )
+    else:
+        text = _("“%(label)s” is disconnected.")
+    messages.success(request, text % names, fail_silently=True)
+    return redirect("bigoauth:accounts")
+
+
+# -- error pages -------------------------------------------------------------------------------
+
+
+_TITLES = {
+    400: gettext_lazy("This sign-in cannot be used"),
+    403: gettext_lazy("Not allowed"),
+    404: gettext_lazy("Unknown provider"),
+    502: gettext_lazy("The provider answered with an error"),
+    504: gettext_lazy("The provider did not answer in time"),
+}
+
+
+def _unknown_provider(request: HttpRequest, slug: str) -> HttpResponse:
+    return _error_page(request, 404, _("There is no provider called “%(slug)s” on this site.") % {"slug": slug[:50]})
+
+
+def _error_page(
+    request: HttpRequest, status: int, message: str, *, provider: Provider | None = None, site_level: bool = False
+) -> HttpResponse:
+    """The one error page; ``retry_url`` starts a new request when there is a provider to retry."""
+    retry_url = ""
+    if provider is not None and status != 403:
+        retry_url = reverse("bigoauth:authorise", args=[provider.slug]) + ("?site=1" if site_level else "")
+    context = {
+        "status": status,
+        "title": _TITLES.get(status) or _("Something went wrong"),
+        "message": message,
+        "provider_name": provider.display_name if provider else "",
+        "retry_url": retry_url,
+        "back_url": _home_url(site_level),
+    }
+    return render(request, ERROR_TEMPLATE, context, status=status)

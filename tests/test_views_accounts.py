@@ -1,0 +1,251 @@
+"""The accounts page, the disconnect button, and overriding the templates."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from django_bigoauth import signals
+from django_bigoauth.models import LinkedAccount, Token
+from django_bigoauth.views import humanised_expiry
+from tests.oauthflow import messages_of
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNTS = "/bigoauth/"
+NBSP = "\xa0"  # Django's timesince keeps number and unit together
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def disconnect_url(account):
+    return reverse("bigoauth:disconnect", args=[account.pk])
+
+
+def row_of(html, account):
+    match = re.search(rf'<tr class="bigoauth-account" data-account="{account.pk}".*?</tr>', html, re.S)
+    assert match, f"no row for account {account.pk}"
+    return match.group(0)
+
+
+# -- the accounts page ------------------------------------------------------------------------------
+
+
+def test_signed_out_visitors_are_sent_to_the_login_page(client, fake_provider):
+    response = client.get(ACCOUNTS)
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_empty_page_offers_a_connect_button_per_configured_provider(signed_in, fake_provider):
+    response = signed_in.get(ACCOUNTS)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "You have not linked any accounts yet." in html
+    assert '<a class="bigoauth-button" href="/bigoauth/bigin/authorise/">Connect Bigin</a>' in html
+    assert '<a class="bigoauth-button" href="/bigoauth/biggerplate/authorise/">Connect Biggerplate</a>' in html
+
+
+def test_page_lists_the_users_accounts_only(signed_in, alice, django_user_model, make_account, fake_provider):
+    bob = django_user_model.objects.create_user("bob")
+    mine = make_account("bigin", user=alice, label="Acme Ltd", expires_in=3600, external_id="org-1")
+    mine.data_centre = "eu"
+    mine.save()
+    stale = make_account("biggerplate", user=alice, label="maps-of-alice", expires_in=-300, external_id="u-1")
+    make_account("bigin", user=bob, label="Bob's CRM", external_id="org-9")
+    make_account("bigin", user=None, label="Site CRM", external_id="org-8")
+
+    html = signed_in.get(ACCOUNTS).content.decode()
+    assert "Bob's CRM" not in html and "Bob&#x27;s CRM" not in html and "Site CRM" not in html
+
+    row = row_of(html, mine)
+    for text in ("Bigin", "Acme Ltd", "EU", "Active", f"in 59{NBSP}minutes", "Reconnect", "Disconnect"):
+        assert text in row
+    assert 'href="/bigoauth/bigin/authorise/"' in row
+    assert f'action="{disconnect_url(mine)}"' in row and "csrfmiddlewaretoken" in row
+
+    row = row_of(html, stale)
+    assert "Biggerplate" in row and f"expired 5{NBSP}minutes ago" in row and "bigoauth-stale" in row
+
+
+def test_a_revoked_account_offers_reconnect_but_not_disconnect(signed_in, alice, make_account, fake_provider):
+    account = make_account("bigin", user=alice, label="Old CRM", status=LinkedAccount.Status.REVOKED)
+    Token.objects.filter(account=account).delete()
+    row = row_of(signed_in.get(ACCOUNTS).content.decode(), account)
+    assert "Revoked" in row and "Reconnect" in row and "Disconnect" not in row
+
+
+def test_page_draws_without_decrypting_any_token(signed_in, alice, make_account, fake_provider, settings):
+    account = make_account("bigin", user=alice, label="Acme Ltd")
+    # A key rotation gone wrong: the stored token cannot be read any more. The page still works.
+    settings.BIGOAUTH = {**settings.BIGOAUTH, "ENCRYPTION_KEYS": ["SysVB7yDmZxXQt8pKl-a7-JoHMFcKx9Q3PUMEc3xHpc="]}
+    response = signed_in.get(ACCOUNTS)
+    assert response.status_code == 200
+    assert f"in 59{NBSP}minutes" in row_of(response.content.decode(), account)
+
+
+def test_an_account_of_a_provider_no_longer_configured_is_still_listed(signed_in, alice, make_account, fake_provider):
+    account = make_account("oldprovider", user=alice, label="Legacy")
+    row = row_of(signed_in.get(ACCOUNTS).content.decode(), account)
+    assert "oldprovider" in row and "Reconnect" not in row
+
+
+def test_messages_are_shown_and_the_default_page_is_standalone(signed_in, fake_provider):
+    authorised = signed_in.get(reverse("bigoauth:authorise", args=["bigin"]))
+    state = re.search(r"state=([^&]+)", authorised["Location"]).group(1)
+    signed_in.get(reverse("bigoauth:callback", args=["bigin"]), {"state": state, "error": "access_denied"})
+    html = signed_in.get(ACCOUNTS).content.decode()
+    assert html.lstrip().startswith("<!DOCTYPE html>")
+    assert "/static/django_bigoauth/bigoauth.css" in html
+    assert "You did not allow access at Bigin, so nothing was linked." in html
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(minutes=59, seconds=30), f"in 59{NBSP}minutes"),
+        (timedelta(hours=2, minutes=5), f"in 2{NBSP}hours"),
+        (timedelta(minutes=-3), f"expired 3{NBSP}minutes ago"),
+        (None, "no expiry"),
+    ],
+)
+def test_humanised_expiry(delta, text):
+    now = timezone.now()
+    assert humanised_expiry(now + delta if delta is not None else None, now) == text
+
+
+# -- disconnect -------------------------------------------------------------------------------------------
+
+
+def test_disconnect_is_post_only(signed_in, alice, make_account, fake_provider):
+    account = make_account("bigin", user=alice, accounts_server=fake_provider.url)
+    assert signed_in.get(disconnect_url(account)).status_code == 405
+    assert Token.objects.filter(account=account).exists() and fake_provider.requests == []
+
+
+def test_disconnect_needs_the_csrf_token(alice, make_account, fake_provider):
+    account = make_account("bigin", user=alice, accounts_server=fake_provider.url)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.post(disconnect_url(account)).status_code == 403
+    assert Token.objects.filter(account=account).exists() and fake_provider.requests == []
+
+    page = browser.get(ACCOUNTS).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = browser.post(disconnect_url(account), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert not Token.objects.filter(account=account).exists()
+
+
+def test_disconnect_revokes_at_the_provider_and_drops_the_tokens(signed_in, alice, make_account, fake_provider):
+    refresh = fake_provider.issue_refresh_token()
+    account = make_account(
+        "bigin", user=alice, label="Acme Ltd", refresh_token=refresh, accounts_server=fake_provider.url
+    )
+    seen = []
+
+    def on_revoked(sender, account, confirmed, **kwargs):
+        seen.append((account.pk, confirmed))
+
+    signals.account_revoked.connect(on_revoked)
+    try:
+        response = signed_in.post(disconnect_url(account))
+    finally:
+        signals.account_revoked.disconnect(on_revoked)
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert fake_provider.revoked == [refresh]
+    assert fake_provider.calls("/oauth/v2/token/revoke")[0].form["token"] == refresh
+    assert not Token.objects.filter(account=account).exists()
+    account.refresh_from_db()
+    assert account.status == LinkedAccount.Status.REVOKED
+    assert seen == [(account.pk, True)]
+    assert messages_of(response) == [
+        "“Acme Ltd” is disconnected: Bigin withdrew this site's access and its tokens are deleted."
+    ]
+
+
+def test_disconnect_without_a_revoke_endpoint_drops_the_tokens_and_says_so(
+    signed_in, alice, make_account, fake_provider
+):
+    account = make_account("biggerplate", user=alice, label="maps")
+    response = signed_in.post(disconnect_url(account))
+    assert response.status_code == 302
+    assert not Token.objects.filter(account=account).exists() and fake_provider.requests == []
+    assert "Biggerplate offers no way to withdraw access remotely" in messages_of(response)[0]
+
+
+def test_when_the_provider_refuses_the_tokens_stay(signed_in, alice, make_account, fake_provider, settings):
+    settings.BIGOAUTH["PROVIDERS"]["bigin"]["REVOKE_URL"] = f"{fake_provider.url}/oauth/v2/token/revoke-broken"
+    settings.BIGOAUTH = dict(settings.BIGOAUTH)
+    account = make_account("bigin", user=alice, label="Acme Ltd", accounts_server=fake_provider.url)
+    response = signed_in.post(disconnect_url(account))
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert len(fake_provider.requests) == 1
+    assert Token.objects.get(account=account).refresh_token == "1000.refresh.initial"
+    account.refresh_from_db()
+    assert account.status == LinkedAccount.Status.ACTIVE
+    assert "did not confirm that access for “Acme Ltd” was withdrawn" in messages_of(response)[0]
+
+
+def test_when_the_provider_cannot_be_reached_the_tokens_stay(signed_in, alice, make_account, fake_provider):
+    account = make_account("bigin", user=alice, accounts_server=fake_provider.url)
+    fake_provider.stop()
+    response = signed_in.post(disconnect_url(account))
+    assert response.status_code == 302
+    assert Token.objects.filter(account=account).exists()
+
+
+def test_another_users_account_cannot_be_disconnected(signed_in, django_user_model, make_account, fake_provider):
+    bob = django_user_model.objects.create_user("bob")
+    theirs = make_account("bigin", user=bob, accounts_server=fake_provider.url)
+    site = make_account("bigin", user=None, external_id="org-2", accounts_server=fake_provider.url)
+    for account in (theirs, site):
+        assert signed_in.post(disconnect_url(account)).status_code == 404
+    assert Token.objects.count() == 2 and fake_provider.requests == []
+    assert set(LinkedAccount.objects.values_list("status", flat=True)) == {LinkedAccount.Status.ACTIVE}
+
+
+def test_signed_out_disconnect_goes_to_login(client, make_account, alice, fake_provider):
+    account = make_account("bigin", user=alice)
+    response = client.post(disconnect_url(account))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert Token.objects.filter(account=account).exists()
+
+
+# -- overriding the templates -------------------------------------------------------------------------------
+
+
+def test_a_site_can_put_the_pages_in_its_own_layout(signed_in, alice, make_account, fake_provider, settings, tmp_path):
+    (tmp_path / "django_bigoauth").mkdir()
+    (tmp_path / "layout.html").write_text(
+        "<html><body><nav>SITE NAV</nav><div id=main>{% block content %}{% endblock %}</div></body></html>"
+    )
+    # The documented recipe: a django_bigoauth/base.html of the site's own, mapping the blocks.
+    (tmp_path / "django_bigoauth" / "base.html").write_text(
+        '{% extends "layout.html" %}{% block content %}{% block bigoauth_content %}{% endblock %}{% endblock %}'
+    )
+    # And one extra button per account, by extending the app's own accounts template.
+    (tmp_path / "django_bigoauth" / "accounts.html").write_text(
+        '{% extends "django_bigoauth/accounts.html" %}'
+        "{% block bigoauth_account_actions %}<button>Test {{ row.account.label }}</button>{% endblock %}"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}]
+    make_account("bigin", user=alice, label="Acme Ltd")
+
+    html = signed_in.get(ACCOUNTS).content.decode()
+    assert "<nav>SITE NAV</nav>" in html and "<!DOCTYPE html>" not in html
+    assert "Linked accounts" in html and "<button>Test Acme Ltd</button>" in html
+
+    error = signed_in.get(reverse("bigoauth:callback", args=["bigin"]))
+    assert error.status_code == 400 and "<nav>SITE NAV</nav>" in error.content.decode()

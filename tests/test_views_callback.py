@@ -1,0 +1,536 @@
+"""The callback view against a real token server on 127.0.0.1.
+
+Every bad input ends in a page with the right status, nothing stored and, where the check
+comes before the exchange, no request sent to the provider at all.
+"""
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.db import connection
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import include, path, reverse
+from django.utils import timezone
+
+from django_bigoauth import signals, state
+from django_bigoauth.models import LinkedAccount, Token
+from django_bigoauth.state import SESSION_KEY
+from tests.oauthflow import biggerplate_return, bigin_return, callback_url, messages_of, nothing_stored, start
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNTS = "/bigoauth/"
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def configure(settings, slug=None, **values):
+    """Change the fake provider's BIGOAUTH entry (or top-level keys) and fire setting_changed."""
+    config = json.loads(json.dumps(settings.BIGOAUTH))
+    if slug:
+        config["PROVIDERS"][slug].update(values)
+    else:
+        config.update(values)
+    settings.BIGOAUTH = config
+
+
+def come_back(client, fake, slug="bigin", authorised=None, **overrides):
+    authorised = authorised or start(client, slug)
+    build = bigin_return if slug == "bigin" else biggerplate_return
+    return client.get(callback_url(slug), build(fake, authorised, **overrides))
+
+
+def token_requests(fake):
+    return fake.calls("/token", grant_type="authorization_code")
+
+
+# -- the state -----------------------------------------------------------------------------------
+
+
+def test_no_state_is_refused_before_anything_is_sent(signed_in, fake_provider):
+    start(signed_in, "bigin")
+    response = signed_in.get(
+        callback_url("bigin"), {"code": fake_provider.issue_code(), "accounts-server": fake_provider.url}
+    )
+    assert response.status_code == 400
+    assert "without its state parameter" in response.content.decode()
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_forged_state_is_refused(signed_in, fake_provider):
+    start(signed_in, "bigin")
+    response = come_back(signed_in, fake_provider, authorised={"state": "x" * 43})
+    assert response.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_replayed_state_after_a_link_is_refused(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin")
+    assert come_back(signed_in, fake_provider, authorised=authorised).status_code == 302
+    replay = come_back(signed_in, fake_provider, authorised=authorised)
+    assert replay.status_code == 400
+    assert LinkedAccount.objects.count() == 1 and Token.objects.count() == 1
+    assert len(token_requests(fake_provider)) == 1
+
+
+def test_replayed_state_after_a_refusal_is_refused(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin")
+    denied = signed_in.get(callback_url("bigin"), {"state": authorised["state"], "error": "access_denied"})
+    assert denied.status_code == 302
+    replay = come_back(signed_in, fake_provider, authorised=authorised)
+    assert replay.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_expired_state_is_refused(signed_in, fake_provider, monkeypatch):
+    authorised = start(signed_in, "bigin")
+    later = time.time() + 601  # STATE_TTL defaults to 600 seconds
+    monkeypatch.setattr(state, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    response = come_back(signed_in, fake_provider, authorised=authorised)
+    assert response.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_state_ttl_setting_is_honoured(signed_in, fake_provider, settings):
+    configure(settings, STATE_TTL=0)
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_state_from_another_session_is_refused(signed_in, alice, fake_provider):
+    authorised = start(signed_in, "bigin")
+    other_browser = Client()
+    other_browser.force_login(alice)
+    response = come_back(other_browser, fake_provider, authorised=authorised)
+    assert response.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_state_of_another_user_is_refused(signed_in, django_user_model, fake_provider):
+    authorised = start(signed_in, "bigin")
+    bob = Client()
+    bob.force_login(django_user_model.objects.create_user("bob"))
+    session = bob.session
+    session[SESSION_KEY] = signed_in.session[SESSION_KEY]  # alice's pending request, in bob's session
+    session.save()
+    response = come_back(bob, fake_provider, authorised=authorised)
+    assert response.status_code == 400
+    assert "started by another user" in response.content.decode()
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_state_for_another_provider_is_refused(signed_in, fake_provider):
+    authorised = start(signed_in, "biggerplate")
+    response = come_back(signed_in, fake_provider, "bigin", authorised=authorised)
+    assert response.status_code == 400
+    assert "another provider" in response.content.decode()
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_signed_out_browser_gets_the_400_page_not_a_login_redirect(client, fake_provider):
+    response = client.get(callback_url("bigin"), {"state": "s" * 43, "code": fake_provider.issue_code()})
+    assert response.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
+# -- the provider says no ---------------------------------------------------------------------------
+
+
+def test_access_denied_is_a_friendly_message_and_nothing_stored(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin")
+    response = signed_in.get(callback_url("bigin"), {"state": authorised["state"], "error": "access_denied"})
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert messages_of(response) == ["You did not allow access at Bigin, so nothing was linked."]
+    assert nothing_stored() and fake_provider.requests == []
+
+
+@pytest.mark.parametrize(("error", "shown"), [("server_error", "server_error"), ("<script>x</script>", "unknown")])
+def test_other_errors_are_reported_and_nothing_stored(signed_in, fake_provider, error, shown):
+    authorised = start(signed_in, "biggerplate")
+    response = signed_in.get(
+        callback_url("biggerplate"), {"state": authorised["state"], "error": error, "code": fake_provider.issue_code()}
+    )
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert messages_of(response) == [
+        f"Biggerplate could not complete the sign-in ({shown}), so nothing was linked. Please try again."
+    ]
+    assert nothing_stored() and fake_provider.requests == []
+
+
+def test_unknown_provider_slug_is_404(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin")
+    response = signed_in.get(
+        reverse("bigoauth:callback", args=["myspace"]),
+        {"state": authorised["state"], "code": fake_provider.issue_code()},
+    )
+    assert response.status_code == 404
+    assert nothing_stored() and fake_provider.requests == []
+
+
+# -- Zoho's accounts server ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://evil.example",
+        "https://accounts.zoho.com.evil.example",
+        "http://127.0.0.1:1",  # loopback, but not the configured server
+        "http://[::1",
+        "",
+        None,
+    ],
+)
+def test_untrusted_accounts_server_gets_400_and_the_secret_never_leaves(signed_in, fake_provider, server):
+    response = come_back(signed_in, fake_provider, **{"accounts-server": server})
+    assert response.status_code == 400
+    assert nothing_stored()
+    assert fake_provider.requests == []
+
+
+def test_missing_code_is_400(signed_in, fake_provider):
+    response = come_back(signed_in, fake_provider, code=None)
+    assert response.status_code == 400
+    assert "without an authorisation code" in response.content.decode()
+    assert nothing_stored() and fake_provider.requests == []
+
+
+# -- a token endpoint that misbehaves ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (200, {"error": "invalid_code"}, "application/json"),
+        (400, {"error": "invalid_request"}, "application/json"),
+        (400, "", "text/plain"),
+        (500, "Internal Server Error", "text/plain"),
+        (200, "<html><body>Maintenance</body></html>", "text/html"),
+        (200, '{"access_token": "1000.access.half', "application/json"),
+        (200, {"token_type": "Bearer", "expires_in": 3600}, "application/json"),
+        (200, {"access_token": "1000.access.x", "expires_in": "soon"}, "application/json"),
+        (200, {"access_token": "1000.access.x", "api_domain": "http://api.evil.example"}, "application/json"),
+    ],
+    ids=[
+        "200-error-field",
+        "400-json",
+        "400-empty",
+        "500",
+        "html",
+        "malformed-json",
+        "no-access-token",
+        "bad-expiry",
+        "plain-http-api-domain",
+    ],
+)
+def test_token_endpoint_misbehaving_is_502_and_nothing_stored(signed_in, fake_provider, status, body, content_type):
+    fake_provider.queue_reply(status, body, content_type)
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert "nothing was linked" in response.content.decode()
+    assert nothing_stored()
+    assert len(token_requests(fake_provider)) == 1
+
+
+def test_token_endpoint_timing_out_is_504_and_nothing_stored(signed_in, fake_provider, settings):
+    configure(settings, HTTP_TIMEOUT=0.2)
+    fake_provider.queue_reply(200, {"access_token": "1000.access.late", "expires_in": 3600}, delay=0.6)
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 504
+    assert "did not answer in time" in response.content.decode()
+    assert nothing_stored()
+
+
+def test_token_endpoint_unreachable_is_502(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin")
+    params = bigin_return(fake_provider, authorised)
+    fake_provider.stop()
+    response = signed_in.get(callback_url("bigin"), params)
+    assert response.status_code == 502
+    assert nothing_stored()
+
+
+def test_callback_only_answers_get(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin")
+    response = signed_in.post(callback_url("bigin"), bigin_return(fake_provider, authorised))
+    assert response.status_code == 405
+    assert nothing_stored() and fake_provider.requests == []
+
+
+@pytest.mark.parametrize("status_wanted", [400, 502])
+def test_error_pages_keep_the_code_out_of_referer_headers(signed_in, fake_provider, status_wanted):
+    if status_wanted == 502:
+        fake_provider.queue_reply(500, "nope", "text/plain")
+        response = come_back(signed_in, fake_provider)
+    else:
+        response = come_back(signed_in, fake_provider, state="forged")
+    assert response.status_code == status_wanted
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"]
+    assert "django_bigoauth/error.html" in [t.name for t in response.templates]
+
+
+# -- happy paths ----------------------------------------------------------------------------------------
+
+
+def test_bigin_link_stores_where_the_account_lives_and_whose_it_is(signed_in, alice, fake_provider):
+    seen = []
+
+    def on_linked(sender, account, created, **kwargs):
+        seen.append((account.pk, created))
+
+    signals.account_linked.connect(on_linked)
+    try:
+        authorised = start(signed_in, "bigin")
+        response = come_back(signed_in, fake_provider, authorised=authorised)
+    finally:
+        signals.account_linked.disconnect(on_linked)
+
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert messages_of(response) == ["Your Bigin account “Acme Ltd” is now linked."]
+    account = LinkedAccount.objects.get()
+    assert seen == [(account.pk, True)]
+    assert (account.user, account.provider, account.external_id, account.label) == (alice, "bigin", "org-1", "Acme Ltd")
+    assert (account.data_centre, account.accounts_server, account.api_domain) == (
+        "us",
+        fake_provider.url,
+        fake_provider.url,
+    )
+    assert account.status == LinkedAccount.Status.ACTIVE
+
+    exchange = token_requests(fake_provider)[0]
+    assert exchange.path == "/oauth/v2/token"
+    assert exchange.form["redirect_uri"] == authorised["redirect_uri"] == "http://testserver/bigoauth/bigin/callback/"
+    assert exchange.form["client_id"] == "1000.BIGIN"
+    assert "code_verifier" not in exchange.form
+    who = fake_provider.calls("/bigin/v2/org")[0]
+    assert who.headers["Authorization"].startswith("Zoho-oauthtoken 1000.access.")
+
+    token = Token.objects.get()
+    assert token.refresh_token in fake_provider.live_refresh_tokens
+    assert token.access_token in fake_provider.live_access_tokens
+    assert timedelta(minutes=59) < token.expires_at - timezone.now() <= timedelta(hours=1)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT access_token, refresh_token FROM {Token._meta.db_table}")
+        stored_access, stored_refresh = cursor.fetchone()
+    assert token.refresh_token not in stored_refresh and "1000." not in stored_refresh
+    assert token.access_token not in stored_access
+
+
+def test_pkce_verifier_sent_at_exchange_matches_the_challenge(signed_in, fake_provider, settings):
+    configure(settings, "bigin", PKCE=True)
+    authorised = start(signed_in, "bigin")
+    assert come_back(signed_in, fake_provider, authorised=authorised).status_code == 302
+    verifier = token_requests(fake_provider)[0].form["code_verifier"]
+    digest = hashlib.sha256(verifier.encode()).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == authorised["code_challenge"]
+
+
+def test_configured_redirect_uri_is_sent_identically_at_exchange(signed_in, fake_provider, settings):
+    configure(settings, "biggerplate", REDIRECT_URI="https://public.example/cb/")
+    authorised = start(signed_in, "biggerplate")
+    assert come_back(signed_in, fake_provider, "biggerplate", authorised=authorised).status_code == 302
+    assert (
+        token_requests(fake_provider)[0].form["redirect_uri"]
+        == authorised["redirect_uri"]
+        == "https://public.example/cb/"
+    )
+
+
+def _biggerplate_reply(fake, **fields):
+    access = "bp.access.canned"
+    with fake.lock:
+        fake.live_access_tokens.add(access)
+    fake.queue_reply(
+        200, {"access_token": access, "token_type": "Bearer", "refresh_token": "bp.refresh.canned", **fields}
+    )
+
+
+def test_biggerplate_exchange_and_expires_in(signed_in, fake_provider):
+    _biggerplate_reply(fake_provider, expires_in=3600, expires=int(time.time()) + 120)
+    response = come_back(signed_in, fake_provider, "biggerplate")
+    assert response.status_code == 302
+    exchange = token_requests(fake_provider)[0]
+    assert exchange.path == "/oauth/token"
+    assert exchange.form["response_type"] == "token"
+    account = LinkedAccount.objects.get()
+    assert (account.provider, account.external_id, account.label) == ("biggerplate", "org-1", "Acme Ltd")
+    assert fake_provider.calls("/users/me")[0].headers["Authorization"] == "Bearer bp.access.canned"
+    token = account.token
+    # expires_in (relative) wins over expires (absolute): immune to clock skew.
+    assert timedelta(minutes=59) < token.expires_at - timezone.now() <= timedelta(hours=1)
+    assert token.refresh_token == "bp.refresh.canned"
+
+
+def test_biggerplate_expires_alone_is_read_as_unix_time(signed_in, fake_provider):
+    expires = int(time.time()) + 1800
+    _biggerplate_reply(fake_provider, expires=expires)
+    assert come_back(signed_in, fake_provider, "biggerplate").status_code == 302
+    assert Token.objects.get().expires_at == datetime.fromtimestamp(expires, tz=dt_timezone.utc)
+
+
+def test_next_on_this_site_is_honoured(signed_in, fake_provider):
+    authorised = start(signed_in, "bigin", next="/dashboard/?tab=crm")
+    response = come_back(signed_in, fake_provider, authorised=authorised)
+    assert response.status_code == 302 and response["Location"] == "/dashboard/?tab=crm"
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_next_to_another_host_is_not_followed(signed_in, fake_provider, next_url):
+    authorised = start(signed_in, "bigin")
+    # Even if an unsafe next reached the session, the callback checks it again.
+    session = signed_in.session
+    session[SESSION_KEY][authorised["state"]]["next_url"] = next_url
+    session.save()
+    response = come_back(signed_in, fake_provider, authorised=authorised)
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert LinkedAccount.objects.count() == 1
+
+
+def test_relinking_the_same_organisation_updates_it(signed_in, fake_provider):
+    assert come_back(signed_in, fake_provider).status_code == 302
+    first = Token.objects.get()
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 302
+    # (the first message is still queued: nothing rendered it in between)
+    assert messages_of(response)[-1] == "Your Bigin account “Acme Ltd” was linked again and is up to date."
+    assert LinkedAccount.objects.count() == 1 and Token.objects.count() == 1
+    second = Token.objects.get()
+    assert second.access_token != first.access_token and second.generation == first.generation + 1
+
+
+def test_two_organisations_of_one_user_are_two_accounts(signed_in, fake_provider):
+    assert come_back(signed_in, fake_provider).status_code == 302
+    fake_provider.org_id, fake_provider.org_name = "org-2", "Other Co"
+    assert come_back(signed_in, fake_provider).status_code == 302
+    assert sorted(LinkedAccount.objects.values_list("external_id", "label")) == [
+        ("org-1", "Acme Ltd"),
+        ("org-2", "Other Co"),
+    ]
+    assert Token.objects.count() == 2
+
+
+# -- site-level accounts ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def root(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", password="pw")
+    client.force_login(user)
+    return user
+
+
+def _changelist_stub(request):
+    return HttpResponse("changelist")
+
+
+class WithAdminList:
+    """A URLconf that has the admin's LinkedAccount list (the admin module may not register one)."""
+
+    urlpatterns = [
+        path("bigoauth/", include("django_bigoauth.urls")),
+        path(
+            "admin/accounts/",
+            include(([path("", _changelist_stub, name="django_bigoauth_linkedaccount_changelist")], "admin")),
+        ),
+    ]
+
+
+class WithoutAdmin:
+    urlpatterns = [path("bigoauth/", include("django_bigoauth.urls"))]
+
+
+def test_site_level_link_has_no_user_and_lands_in_the_admin_list(client, root, fake_provider, settings):
+    settings.ROOT_URLCONF = WithAdminList
+    authorised = start(client, "bigin", site="1")
+    response = come_back(client, fake_provider, authorised=authorised)
+    assert response.status_code == 302 and response["Location"] == "/admin/accounts/"
+    account = LinkedAccount.objects.get()
+    assert account.user is None and account.external_id == "org-1"
+
+
+def test_site_level_link_without_the_admin_lands_on_the_accounts_page(client, root, fake_provider, settings):
+    settings.ROOT_URLCONF = WithoutAdmin
+    authorised = start(client, "bigin", site="1")
+    response = come_back(client, fake_provider, authorised=authorised)
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    assert LinkedAccount.objects.get().user is None
+
+
+def test_site_level_callback_for_a_demoted_superuser_is_refused(client, root, fake_provider):
+    authorised = start(client, "bigin", site="1")
+    root.is_superuser = False
+    root.save()
+    response = come_back(client, fake_provider, authorised=authorised)
+    assert response.status_code == 403
+    assert nothing_stored() and fake_provider.requests == []
+
+
+# -- nothing secret in the logs ----------------------------------------------------------------------------
+
+
+def test_no_code_state_or_verifier_in_any_log_record(signed_in, fake_provider, settings, caplog):
+    for name in (None, "django", "django.request", "django_bigoauth", "urllib3"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    configure(settings, "bigin", PKCE=True)
+    secrets = set()
+    statuses = []
+
+    def remember(authorised, params):
+        secrets.update({params["code"], authorised["state"]})
+        secrets.update(entry["code_verifier"] for entry in signed_in.session[SESSION_KEY].values())
+
+    def flow(**overrides):
+        authorised = start(signed_in, "bigin")
+        params = bigin_return(fake_provider, authorised, **overrides)
+        remember(authorised, params)
+        statuses.append(signed_in.get(callback_url("bigin"), params).status_code)
+
+    flow()  # linked
+    flow(state="forged-" + "s" * 40)  # 400
+    flow(**{"accounts-server": "https://evil.example"})  # 400
+    fake_provider.queue_reply(200, {"error": "invalid_code"})
+    flow()  # 502
+    fake_provider.queue_reply(500, "boom", "text/plain")
+    flow()  # 502
+    configure(settings, HTTP_TIMEOUT=0.2)
+    fake_provider.queue_reply(200, {"access_token": "x"}, delay=0.6)
+    flow()  # 504
+    authorised = start(signed_in, "bigin")
+    leaked = {"state": authorised["state"], "code": fake_provider.issue_code()}
+    remember(authorised, leaked)
+    statuses.append(signed_in.get(reverse("bigoauth:callback", args=["nope"]), leaked).status_code)  # 404
+
+    assert statuses == [302, 400, 400, 502, 502, 504, 404]
+    with fake_provider.lock:
+        secrets |= fake_provider.live_access_tokens | fake_provider.live_refresh_tokens
+    secrets |= {"bigin-secret-value", "bp-secret-value"}
+    assert all(len(secret) >= 8 for secret in secrets)  # long enough not to match by chance
+
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    rendered = [formatter.format(record) for record in caplog.records]
+    # Django's own request log did fire for the failures, and so did ours.
+    assert any(line.startswith("django.request WARNING Bad Request: /bigoauth/bigin/callback/") for line in rendered)
+    assert any(line.startswith("django.request ERROR Gateway Timeout:") for line in rendered)
+    assert any(line.startswith("django.request WARNING Not Found: /bigoauth/nope/callback/") for line in rendered)
+    assert any(line.startswith("django_bigoauth INFO Linked account") for line in rendered)
+    for line in rendered:
+        for secret in secrets:
+            assert secret not in line, f"secret in log record: {line!r}"
