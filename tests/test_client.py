@@ -27,13 +27,25 @@ def sent_form(call):
 
 @responses.activate
 def test_code_exchange_puts_credentials_in_the_form_body():
-    responses.post(BP_TOKEN, json={"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
-                                   "expires": 1441738946, "refresh_token": "rt"})
+    responses.post(
+        BP_TOKEN,
+        json={
+            "access_token": "at",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "expires": 1441738946,
+            "refresh_token": "rt",
+        },
+    )
     reply = client.exchange_code(get_provider("biggerplate"), "the-code", redirect_uri="https://site/cb/")
     call = responses.calls[0]
     assert sent_form(call) == {
-        "grant_type": "authorization_code", "code": "the-code", "redirect_uri": "https://site/cb/",
-        "response_type": "token", "client_id": "bp-client", "client_secret": "bp-secret-value",
+        "grant_type": "authorization_code",
+        "code": "the-code",
+        "redirect_uri": "https://site/cb/",
+        "response_type": "token",
+        "client_id": "bp-client",
+        "client_secret": "bp-secret-value",
     }
     assert "Authorization" not in call.request.headers  # no HTTP Basic
     assert "?" not in call.request.url  # nothing in the query string
@@ -42,8 +54,15 @@ def test_code_exchange_puts_credentials_in_the_form_body():
 
 @responses.activate
 def test_self_client_exchange_sends_no_redirect_uri():
-    responses.post(ZOHO_TOKEN, json={"access_token": "at", "refresh_token": "rt", "expires_in": 3600,
-                                     "api_domain": "https://www.zohoapis.com"})
+    responses.post(
+        ZOHO_TOKEN,
+        json={
+            "access_token": "at",
+            "refresh_token": "rt",
+            "expires_in": 3600,
+            "api_domain": "https://www.zohoapis.com",
+        },
+    )
     client.exchange_code(get_provider("bigin"), "1000.code", redirect_uri=None)
     assert "redirect_uri" not in sent_form(responses.calls[0])
 
@@ -62,8 +81,12 @@ def test_refresh_uses_the_accounts_server_of_the_account():
         (200, {"error": "invalid_code"}, "application/json", InvalidGrant),
         (400, {"error": "invalid_grant"}, "application/json", InvalidGrant),
         (200, {"error": "invalid_client"}, "application/json", ProviderError),
-        (200, {"error": "Access Denied", "error_description": "too many requests"}, "application/json",
-         ProviderUnavailable),
+        (
+            200,
+            {"error": "Access Denied", "error_description": "too many requests"},
+            "application/json",
+            ProviderUnavailable,
+        ),
         (400, {"error": "Access Denied"}, "application/json", ProviderUnavailable),
         (400, {}, "application/json", ProviderError),
         (500, "oops", "text/plain", ProviderUnavailable),
@@ -118,8 +141,11 @@ def test_every_call_has_the_configured_timeout(settings):
 
 
 def test_plain_http_off_loopback_is_refused_before_sending(settings):
-    settings.BIGOAUTH = {"PROVIDERS": {"biggerplate": {"CLIENT_ID": "c", "CLIENT_SECRET": "s",
-                                                       "TOKEN_URL": "http://tokens.example.com/token"}}}
+    settings.BIGOAUTH = {
+        "PROVIDERS": {
+            "biggerplate": {"CLIENT_ID": "c", "CLIENT_SECRET": "s", "TOKEN_URL": "http://tokens.example.com/token"}
+        }
+    }
     with responses.RequestsMock() as mock:  # any request would fail the test: none registered
         with pytest.raises(ProviderError, match="plain HTTP"):
             client.refresh(get_provider("biggerplate"), "rt")

@@ -20,16 +20,18 @@ def test_one_account_per_provider_external_id_and_user():
     # Another organisation, another provider, or another user: all fine.
     LinkedAccount.objects.create(provider="bigin", user=user, external_id="org-2")
     LinkedAccount.objects.create(provider="biggerplate", user=user, external_id="org-1")
-    LinkedAccount.objects.create(provider="bigin", user=get_user_model().objects.create(username="bob"),
-                                 external_id="org-1")
+    LinkedAccount.objects.create(
+        provider="bigin", user=get_user_model().objects.create(username="bob"), external_id="org-1"
+    )
 
 
 def test_site_level_accounts_are_unique_too_despite_null_user():
     LinkedAccount.objects.create(provider="bigin", user=None, external_id="org-1")
     with pytest.raises(IntegrityError), transaction.atomic():
         LinkedAccount.objects.create(provider="bigin", user=None, external_id="org-1")
-    LinkedAccount.objects.create(provider="bigin", user=get_user_model().objects.create(username="ann"),
-                                 external_id="org-1")
+    LinkedAccount.objects.create(
+        provider="bigin", user=get_user_model().objects.create(username="ann"), external_id="org-1"
+    )
 
 
 def test_one_token_per_account():

@@ -9,8 +9,8 @@ from django.test import override_settings
 
 from django_bigoauth.exceptions import AccountsServerNotAllowed, CallbackError, InvalidGrant, ProviderUnavailable
 from django_bigoauth.providers import Provider, UnknownProvider, get_provider, get_providers
-from django_bigoauth.providers.bigin import DATA_CENTRES, BiginProvider
 from django_bigoauth.providers.biggerplate import BiggerplateProvider
+from django_bigoauth.providers.bigin import DATA_CENTRES, BiginProvider
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -71,8 +71,12 @@ def test_biggerplate_authorise_url_and_defaults():
     provider = BiggerplateProvider("biggerplate", {"CLIENT_ID": "bp"})
     url = provider.authorization_url(redirect_uri="https://site.example/cb/", state="st")
     assert url.startswith("https://accounts.biggerplate.com/oauth/auth?")
-    assert query(url) == {"response_type": "code", "client_id": "bp", "redirect_uri": "https://site.example/cb/",
-                          "state": "st"}  # no scope: none is documented
+    assert query(url) == {
+        "response_type": "code",
+        "client_id": "bp",
+        "redirect_uri": "https://site.example/cb/",
+        "state": "st",
+    }  # no scope: none is documented
     assert provider.get_token_url() == "https://accounts.biggerplate.com/oauth/token"
     assert provider.get_api_base_url() == "https://api.biggerplate.com"
     assert not provider.supports_revoke
@@ -129,8 +133,9 @@ def test_bigin_authorise_url_has_comma_scopes_offline_and_consent():
 
 def test_bigin_reads_new_and_old_expiry_forms():
     provider = bigin()
-    new = provider.parse_token_reply({"access_token": "a", "expires_in": 3600, "api_domain": "https://www.zohoapis.eu"},
-                                     NOW)
+    new = provider.parse_token_reply(
+        {"access_token": "a", "expires_in": 3600, "api_domain": "https://www.zohoapis.eu"}, NOW
+    )
     old = provider.parse_token_reply({"access_token": "a", "expires_in": 3600000, "expires_in_sec": 3600}, NOW)
     assert new.expires_at == old.expires_at == NOW + timedelta(hours=1)
     assert new.api_domain == "https://www.zohoapis.eu"
@@ -144,9 +149,15 @@ def test_bigin_accounts_server_allow_list_matches_exact_origin():
     assert context.data_centre == "eu"
     # Default port spelled out is the same origin.
     assert provider.allowed_accounts_server("https://accounts.zoho.eu:443/") == "https://accounts.zoho.eu"
-    for evil in ("https://evil.example", "http://accounts.zoho.eu", "https://accounts.zoho.eu.evil.example",
-                 "https://accounts.zoho.eu:8443", "https://evil.example/?https://accounts.zoho.com", "",
-                 "https://accounts.zoho.com@evil.example"):
+    for evil in (
+        "https://evil.example",
+        "http://accounts.zoho.eu",
+        "https://accounts.zoho.eu.evil.example",
+        "https://accounts.zoho.eu:8443",
+        "https://evil.example/?https://accounts.zoho.com",
+        "",
+        "https://accounts.zoho.com@evil.example",
+    ):
         with pytest.raises(AccountsServerNotAllowed):
             provider.allowed_accounts_server(evil)
 

@@ -46,7 +46,19 @@ def test_unknown_attribute_is_an_attribute_error():
 
 def test_provider_config_fills_every_documented_key():
     config = bigoauth_settings.provider_config("bigin")
-    for key in ("CLIENT_ID", "CLIENT_SECRET", "SCOPES", "DATA_CENTRE", "CLASS", "REDIRECT_URI", "PKCE",
-                "AUTH_HEADER_FORMAT", "AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_BASE_URL",
-                "ACCOUNTS_SERVERS"):
+    for key in (
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        "SCOPES",
+        "DATA_CENTRE",
+        "CLASS",
+        "REDIRECT_URI",
+        "PKCE",
+        "AUTH_HEADER_FORMAT",
+        "AUTHORIZE_URL",
+        "TOKEN_URL",
+        "REVOKE_URL",
+        "API_BASE_URL",
+        "ACCOUNTS_SERVERS",
+    ):
         assert key in config
