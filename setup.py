@@ -1,14 +1,15 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-VERSION = {}
-exec((HERE / "django_bigoauth" / "__init__.py").read_text().split("__all__")[0], VERSION)
+# Read, not imported: importing the package would need Django before it is installed.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "django_bigoauth" / "__init__.py").read_text(), re.M)[1]
 
 setup(
     name="django-bigoauth",
-    version=VERSION["__version__"],
+    version=VERSION,
     description="Link Biggerplate and Bigin (Zoho) accounts to a Django site, keep their tokens encrypted "
     "and always fresh.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
@@ -39,6 +40,8 @@ setup(
             "playwright>=1.40",
             "psycopg[binary]>=3.1",
             "build>=1.0",
+            "setuptools>=69",
+            "wheel",
             "ruff>=0.5",
             "tox>=4",
         ],

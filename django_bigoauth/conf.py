@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "HTTP_TIMEOUT": 10,
     # seconds an authorisation request (its state and PKCE verifier) stays usable
     "STATE_TTL": 600,
-    # Fernet keys; the first encrypts, all decrypt. Empty: derived from SECRET_KEY (check W001/E001)
+    # Fernet keys; the first encrypts, all decrypt. Empty: derived from SECRET_KEY (checks W001/E009)
     "ENCRYPTION_KEYS": [],
 }
 

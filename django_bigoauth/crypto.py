@@ -1,13 +1,18 @@
 """Tokens at rest: a Fernet-encrypted text field and key rotation.
 
 ``BIGOAUTH["ENCRYPTION_KEYS"]`` is a list of Fernet keys: the first encrypts, every one
-decrypts (``MultiFernet``), so a new key is put first, ``bigoauth_rotate_keys`` is run, and
-the old key is dropped. With no keys set, one is derived from ``SECRET_KEY`` (system check
-``django_bigoauth.W001``, an error when ``DEBUG`` is off).
+decrypts (``MultiFernet``), so a new key is put first, ``bigoauth_rotate_keys`` is run
+(``rotation.py``), and the old key is dropped. With no keys set, one is derived from
+``SECRET_KEY`` with HKDF (system check ``django_bigoauth.W001``, ``E009`` when ``DEBUG`` is off).
 
-We keep our own field (about forty lines) rather than depend on django-fernet-fields or
-django-cryptography: the first is unmaintained, the second pulls in its own settings layer,
-and neither gives rotation with a clear per-account error.
+Why a field of our own (about forty lines over ``cryptography``, which we need anyway)
+rather than a package: the original django-fernet-fields has had no release in years and
+documents Django 1.8-era support; the maintained django-fernet-encrypted-fields derives its
+keys from ``SECRET_KEY`` and a salt setting instead of taking Fernet keys, and its rotation
+is "load and re-save every row". We want keys an operator generates and lists, the raw
+ciphertext reachable so rotation can skip rows already under the new key and run in locked
+batches, and a failed decryption that names the account (see ``tokens.py``), not a
+generic error.
 """
 
 from __future__ import annotations

@@ -35,13 +35,17 @@ def link_with_code(
 ) -> tuple[LinkedAccount, bool]:
     """Exchange ``code`` and store the account; returns ``(account, created)``."""
     context = context or CallbackContext()
-    reply = client.exchange_code(
-        provider,
-        code,
-        redirect_uri=redirect_uri,
-        code_verifier=code_verifier,
-        accounts_server=context.accounts_server,
-    )
+    try:
+        reply = client.exchange_code(
+            provider,
+            code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            accounts_server=context.accounts_server,
+        )
+    except ProviderError as exc:
+        logger.warning("Linking a %s account failed: %s", provider.slug, exc)
+        raise
     identity = identify(provider, reply)
     return store_account(provider, reply, user=user, context=context, identity=identity, label=label)
 

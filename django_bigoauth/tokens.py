@@ -227,6 +227,9 @@ def _missing_token_error(account: LinkedAccount) -> BigOAuthError:
 
 
 def _decryption_error(account: LinkedAccount) -> TokenDecryptionError:
+    logger.error(
+        "The token of account %s (%s) cannot be decrypted with any configured key", account.pk, account.provider
+    )
     return TokenDecryptionError(
         f"The token of account {account.pk} ({account.provider}) cannot be decrypted with any key in "
         "BIGOAUTH['ENCRYPTION_KEYS']; restore the key it was written with, or link the account again."

@@ -276,7 +276,9 @@ def _callback_failed(
     request: HttpRequest, provider: Provider, exc: Exception, status: int, message: str, *, site_level: bool = False
 ) -> HttpResponse:
     # Exception messages of this app never hold a code, state or verifier; see exceptions.py.
-    logger.warning("The %s callback failed with HTTP %s (%s): %s", provider.slug, status, type(exc).__name__, exc)
+    # A provider's refusal was logged already, where it happened (linking.link_with_code).
+    if not isinstance(exc, ProviderError):
+        logger.warning("The %s callback failed with HTTP %s (%s): %s", provider.slug, status, type(exc).__name__, exc)
     return _error_page(request, status, message, provider=provider, site_level=site_level)
 
 

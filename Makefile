@@ -1,0 +1,53 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both build .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+MANAGE := $(BIN)/python example_project/manage.py
+DEMO_ADDR ?= 127.0.0.1:8000
+
+.PHONY: demo test test-postgres lint format migrations-check bench dist clean
+
+$(STAMP): setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "django_bigoauth needs Python 3.10 or newer; set PYTHON=python3.x")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## demo: install, migrate, create the demo login, and serve the example site on 127.0.0.1:8000
+demo: $(STAMP)
+	$(MANAGE) migrate --noinput
+	$(MANAGE) demo_setup
+	$(MANAGE) runserver $(DEMO_ADDR)
+
+## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## test-postgres: the whole suite against the PostgreSQL server on 127.0.0.1:5432
+test-postgres: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrations-check: $(STAMP)
+	DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=. $(BIN)/django-admin makemigrations django_bigoauth --check --dry-run
+
+## bench: hot-path cost and refresh-storm table (SQLite, or DATABASE_URL)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_tokens.py
+
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .tox artifacts

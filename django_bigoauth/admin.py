@@ -1,0 +1,347 @@
+"""The Django admin for linked accounts: health at a glance, refresh and revoke in a click.
+
+No page here ever holds a whole token. The list reads token expiry through annotations, so
+it neither decrypts anything nor breaks on a token no key can read; the token inline works
+from the raw ciphertext and shows ``mask()``-ed values, or "cannot be decrypted".
+
+Accounts are added by linking (the OAuth flow), never by typing a token in, so there is no
+"Add" button; a superuser gets one "Link a site-level ... account" button per provider.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db.models import F, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import crypto
+from .conf import bigoauth_settings
+from .exceptions import BigOAuthError, TokenDecryptionError
+from .models import LinkedAccount, Token, is_stale
+from .providers import get_provider, get_providers
+from .redaction import mask
+
+
+def provider_name(slug: str) -> str:
+    """The provider's display name; the bare slug when it is no longer configured."""
+    try:
+        return get_provider(slug).display_name
+    except (BigOAuthError, ImproperlyConfigured):
+        return slug
+
+
+def describe_expiry(expires_at: datetime | None) -> str:
+    """When a token expires, "in 42 minutes" or "expired 3 hours ago"; red when it is stale."""
+    if expires_at is None:
+        return _("unknown")
+    now = timezone.now()
+    seconds = (expires_at - now).total_seconds()
+    if seconds <= 0:
+        text = _("expired %(time)s ago") % {"time": _humanise(-seconds, timesince(expires_at, now))}
+    else:
+        text = _("in %(time)s") % {"time": _humanise(seconds, timeuntil(expires_at, now))}
+    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now):
+        return text
+    return format_html(
+        '<span class="bigoauth-stale" style="color: var(--error-fg, #ba2121)" title="{}">{}</span>',
+        _("Stale: refreshed before its next use"),
+        text,
+    )
+
+
+def _humanise(seconds: float, django_text: str) -> str:
+    # timesince() says "0 minutes" below a minute; seconds matter around the refresh leeway.
+    if seconds < 60:
+        count = int(seconds)
+        return ngettext("%(count)d second", "%(count)d seconds", count) % {"count": count}
+    return django_text
+
+
+def masked_ciphertext(ciphertext: str | None) -> str:
+    """The first characters of the token behind ``ciphertext``, or why they cannot be shown."""
+    if not ciphertext:
+        return "—"
+    try:
+        return mask(crypto.decrypt(ciphertext))
+    except TokenDecryptionError:
+        return _("cannot be decrypted")
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    title = _("provider")
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        stored = set(LinkedAccount.objects.order_by().values_list("provider", flat=True).distinct())
+        configured = set(bigoauth_settings.PROVIDERS)
+        return [(slug, provider_name(slug)) for slug in sorted(stored | configured)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(provider=self.value()) if self.value() else queryset
+
+
+class TokenInline(admin.StackedInline):
+    """The account's token, read-only and masked; built from raw ciphertext so it never crashes."""
+
+    model = Token
+    can_delete = False
+    extra = 0
+    fields = readonly_fields = (
+        "masked_access_token",
+        "masked_refresh_token",
+        "token_type",
+        "expires_at",
+        "expires_in",
+        "refreshed_at",
+        "scope",
+        "generation",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Deferred: loading the fields would decrypt them, and raise if no key fits.
+        return (
+            super()
+            .get_queryset(request)
+            .defer("access_token", "refresh_token")
+            .annotate(
+                raw_access_token=Cast("access_token", output_field=TextField()),
+                raw_refresh_token=Cast("refresh_token", output_field=TextField()),
+            )
+        )
+
+    @admin.display(description=_("access token"))
+    def masked_access_token(self, token: Token) -> str:
+        return masked_ciphertext(getattr(token, "raw_access_token", None))
+
+    @admin.display(description=_("refresh token"))
+    def masked_refresh_token(self, token: Token) -> str:
+        return masked_ciphertext(getattr(token, "raw_refresh_token", None))
+
+    @admin.display(description=_("expires"))
+    def expires_in(self, token: Token) -> str:
+        return describe_expiry(token.expires_at)
+
+    # The token is part of the account: whoever may see the account sees its masked token,
+    # and nobody edits, adds or deletes it here.
+    def has_view_permission(self, request: HttpRequest, obj: LinkedAccount | None = None) -> bool:
+        opts = LinkedAccount._meta
+        return any(
+            request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}") for action in ("view", "change")
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: LinkedAccount | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LinkedAccount | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LinkedAccount | None = None) -> bool:
+        return False
+
+
+@admin.register(LinkedAccount)
+class LinkedAccountAdmin(admin.ModelAdmin):
+    change_list_template = "admin/django_bigoauth/linkedaccount/change_list.html"
+    revoke_confirmation_template = "admin/django_bigoauth/linkedaccount/revoke_confirmation.html"
+
+    list_display = ("display_provider", "owner", "label", "data_centre", "status", "expires_in", "last_refreshed")
+    list_display_links = ("display_provider", "label")
+    list_filter = (ProviderFilter, "status")
+    # The user only; token columns come from annotations (see get_queryset).
+    list_select_related = ("user",)
+    inlines = (TokenInline,)
+    actions = ("refresh_now", "revoke")
+    fieldsets = (
+        (None, {"fields": ("display_provider", "label", "owner", "external_id", "status")}),
+        (_("Where the account lives"), {"fields": ("data_centre", "accounts_server", "api_domain", "scopes")}),
+        (_("History"), {"fields": ("created_at", "updated_at")}),
+    )
+    # Only the label is ours to choose. Provider, external id and owner identify the account
+    # (and a new owner would hand one person's token to another); the accounts server and
+    # API domain decide where its refresh token and the client secret are sent; scopes and
+    # status record what the provider granted and said, and change through linking,
+    # refreshing and revoking only.
+    readonly_fields = (
+        "display_provider",
+        "owner",
+        "external_id",
+        "status",
+        "data_centre",
+        "accounts_server",
+        "api_domain",
+        "scopes",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Annotations instead of select_related("token"): selecting the token would decrypt
+        # two tokens per row for nothing, and one unreadable token would break the list.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                token_pk=F("token__pk"),
+                token_expires_at=F("token__expires_at"),
+                token_refreshed_at=F("token__refreshed_at"),
+            )
+        )
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        user_model = get_user_model()
+        fields = ["label", "external_id", f"user__{user_model.USERNAME_FIELD}"]
+        email = user_model.get_email_field_name()
+        try:
+            user_model._meta.get_field(email)
+        except FieldDoesNotExist:
+            return fields
+        if email != user_model.USERNAME_FIELD:
+            fields.append(f"user__{email}")
+        return fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple[list, dict, set, list]:
+        """Django's "these will be deleted" summary, or a plain one when a token cannot be decrypted.
+
+        Django loads every related token in full (so decrypts it) just to print its name; an
+        account whose key is gone must still be deletable, since that is how an operator
+        drops it.
+        """
+        try:
+            return super().get_deleted_objects(objs, request)
+        except TokenDecryptionError:
+            pass
+        accounts = list(objs)
+        with_token = set(Token.objects.filter(account__in=accounts).values_list("account_id", flat=True))
+        summary: list = []  # Django's shape: an item, then the list of what goes with it
+        for account in accounts:
+            summary.append(f"{capfirst(LinkedAccount._meta.verbose_name)}: {account}")
+            if account.pk in with_token:
+                summary.append([f"{capfirst(Token._meta.verbose_name)}: {_('cannot be decrypted')}"])
+        counts = {
+            LinkedAccount._meta.verbose_name_plural: len(accounts),
+            Token._meta.verbose_name_plural: len(with_token),
+        }
+        perms_needed = {
+            LinkedAccount._meta.verbose_name for account in accounts if not self.has_delete_permission(request, account)
+        }
+        return summary, counts, perms_needed, []
+
+    # -- columns ----------------------------------------------------------------------------
+
+    @admin.display(description=_("provider"), ordering="provider")
+    def display_provider(self, account: LinkedAccount) -> str:
+        return provider_name(account.provider)
+
+    @admin.display(description=_("owner"), ordering="user")
+    def owner(self, account: LinkedAccount) -> str:
+        return str(account.user) if account.user_id else _("site")
+
+    @admin.display(description=_("expires"), ordering="token_expires_at")
+    def expires_in(self, account: LinkedAccount) -> str:
+        if getattr(account, "token_pk", None) is None:
+            return _("no token")
+        return describe_expiry(account.token_expires_at)
+
+    @admin.display(description=_("last refreshed"), ordering="token_refreshed_at")
+    def last_refreshed(self, account: LinkedAccount) -> datetime | None:
+        return getattr(account, "token_refreshed_at", None)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    @admin.action(description=_("Refresh now"), permissions=["change"])
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for account in queryset:
+            try:
+                account.refresh()
+            except (BigOAuthError, ImproperlyConfigured) as exc:
+                # Every message of the app's exceptions is free of secrets by design.
+                self.message_user(
+                    request,
+                    _("Could not refresh %(account)s: %(error)s") % {"account": account, "error": exc},
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(request, _("Refreshed %(account)s.") % {"account": account}, messages.SUCCESS)
+
+    @admin.action(description=_("Revoke"), permissions=["delete"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if request.POST.get("post") != "yes":
+            return self._revoke_confirmation(request, queryset)
+        for account in queryset:
+            level, text = self._revoke_one(account)
+            self.message_user(request, text, level)
+        return None
+
+    def _revoke_one(self, account: LinkedAccount) -> tuple[int, str]:
+        names = {"account": account, "provider": provider_name(account.provider)}
+        if account.status == LinkedAccount.Status.REVOKED:
+            return messages.INFO, _("%(account)s was already revoked.") % names
+        try:
+            supports_revoke = account.provider_instance.supports_revoke
+            confirmed = account.revoke()
+        except (BigOAuthError, ImproperlyConfigured) as exc:
+            return messages.ERROR, _("Could not revoke %(account)s: %(error)s") % {**names, "error": exc}
+        if confirmed:
+            return messages.SUCCESS, _("%(account)s: revoked at %(provider)s and removed here.") % names
+        if not supports_revoke:
+            return messages.WARNING, _(
+                "%(account)s: removed here only; %(provider)s has no revoke endpoint, so the token stays valid "
+                "there until it expires or the user revokes it."
+            ) % names
+        return messages.WARNING, _(
+            "%(account)s: removed here only; there was no readable token to revoke at %(provider)s."
+        ) % names
+
+    def _revoke_confirmation(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Revoke linked accounts"),
+            "opts": self.model._meta,
+            "accounts": list(queryset),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, self.revoke_confirmation_template, context)
+
+    # -- the site-level link buttons ------------------------------------------------------------
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "bigoauth_link_buttons": self.site_link_buttons(request)}
+        return super().changelist_view(request, extra_context)
+
+    def site_link_buttons(self, request: HttpRequest) -> list[dict[str, str]]:
+        """One authorise link per configured provider, for superusers, when the app's URLs are installed."""
+        if not request.user.is_superuser:
+            return []
+        back = reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_changelist")
+        buttons = []
+        try:
+            providers = get_providers()
+        except (BigOAuthError, ImproperlyConfigured):
+            return []  # a broken configuration is reported by manage.py check
+        for provider in providers:
+            try:
+                url = reverse("bigoauth:authorise", kwargs={"provider": provider.slug})
+            except NoReverseMatch:
+                return []
+            query = urlencode({"site": "1", "next": back})
+            buttons.append({"url": f"{url}?{query}", "name": provider.display_name})
+        return buttons

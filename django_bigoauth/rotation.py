@@ -1,0 +1,155 @@
+"""Re-encrypting every stored token under the first key of ``ENCRYPTION_KEYS``.
+
+The procedure: put a new key first in ``ENCRYPTION_KEYS`` (keep the old ones after it), run
+``bigoauth_rotate_keys``, then drop the old keys. This module does the middle step.
+
+* Ciphertext is read and written as raw column values (a ``Cast`` to a plain ``TextField``),
+  so nothing is decrypted into a model instance and nothing is encrypted twice.
+* Tokens go in batches ordered by primary key; each batch is one transaction that locks its
+  rows (``SELECT ... FOR UPDATE`` where the database has it), so an interrupted run keeps
+  every batch it finished and a second run only touches what is left.
+* A value already under the first key is left alone: a second run changes nothing.
+* The write is conditional on the token's ``generation``: if a refresh (or a re-link)
+  rewrote the token after we read it, the newer token stays. That matters on SQLite, which
+  has no row locks; elsewhere the lock already keeps refreshes out.
+* A token no configured key can decrypt is left untouched and reported by account, after
+  the others are done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import connections, router, transaction
+from django.db.models import TextField, Value
+from django.db.models.functions import Cast
+
+from . import crypto
+from .exceptions import TokenDecryptionError
+from .models import Token
+
+logger = logging.getLogger("django_bigoauth")
+
+DEFAULT_BATCH_SIZE = 500
+ENCRYPTED_FIELDS = ("access_token", "refresh_token")
+
+
+@dataclass
+class RotationReport:
+    """What a run did, in counts of tokens (one token = one account's access and refresh token)."""
+
+    rotated: int = 0
+    already_current: int = 0
+    #: rewritten by a refresh or a re-link between our read and our write (so already current)
+    changed_meanwhile: int = 0
+    batches: int = 0
+    #: (account id, provider) of every token no configured key can decrypt
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def failed_accounts(self, limit: int = 20) -> str:
+        """``"account 3 (bigin), account 9 (biggerplate)"``, cut after ``limit`` accounts."""
+        names = [f"account {account_id} ({provider})" for account_id, provider in self.failed[:limit]]
+        if len(self.failed) > limit:
+            names.append(f"and {len(self.failed) - limit} more")
+        return ", ".join(names)
+
+
+def rotate_keys(
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    using: str | None = None,
+    on_batch: Callable[[RotationReport], None] | None = None,
+) -> RotationReport:
+    """Re-encrypt every token not yet under the first key; see the module docstring.
+
+    Raises ``ImproperlyConfigured`` when ``ENCRYPTION_KEYS`` holds something that is not a
+    Fernet key, before touching any row. ``on_batch`` is called after each committed batch.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    db = using or router.db_for_write(Token)
+    crypto.encrypt("")  # fail on bad keys before the first batch, not inside it
+    report = RotationReport()
+    last_pk = 0
+    while True:
+        with transaction.atomic(using=db):
+            rows = _read_batch(db, last_pk, batch_size)
+            for pk, account_id, provider, generation, *raw_values in rows:
+                outcome = _rotate_row(db, pk, generation, dict(zip(ENCRYPTED_FIELDS, raw_values, strict=True)))
+                if outcome == "failed":
+                    report.failed.append((account_id, provider))
+                else:
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+        if not rows:
+            break
+        last_pk = rows[-1][0]
+        report.batches += 1
+        if on_batch is not None:
+            on_batch(report)
+    if report.failed:
+        logger.error(
+            "Key rotation: %s tokens cannot be decrypted with any key in ENCRYPTION_KEYS and were left as they are: %s",
+            len(report.failed),
+            report.failed_accounts(),
+        )
+    logger.info(
+        "Key rotation: %s tokens re-encrypted, %s already under the first key, %s rewritten meanwhile, %s failed",
+        report.rotated,
+        report.already_current,
+        report.changed_meanwhile,
+        len(report.failed),
+    )
+    return report
+
+
+# -- internals ----------------------------------------------------------------------------
+
+
+def _raw_names() -> list[str]:
+    return [f"raw_{name}" for name in ENCRYPTED_FIELDS]
+
+
+def _raw_columns() -> dict[str, Cast]:
+    # A Cast to a plain TextField has no from_db_value: the ciphertext comes back as stored.
+    return {f"raw_{name}": Cast(name, output_field=TextField()) for name in ENCRYPTED_FIELDS}
+
+
+def _read_batch(db: str, last_pk: int, batch_size: int) -> list[tuple]:
+    queryset = Token.objects.using(db).filter(pk__gt=last_pk).order_by("pk")
+    features = connections[db].features
+    if features.has_select_for_update:
+        # Lock the token rows only, not the accounts joined in for their provider.
+        of = ("self",) if features.has_select_for_update_of else ()
+        queryset = queryset.select_for_update(of=of)
+    columns = queryset.annotate(**_raw_columns()).values_list(
+        "pk", "account_id", "account__provider", "generation", *_raw_names()
+    )
+    return list(columns[:batch_size])
+
+
+def _rotate_row(db: str, pk: int, generation: int, raw: dict[str, str | None]) -> str:
+    """Re-encrypt one token's values; returns the ``RotationReport`` counter it belongs to."""
+    changes: dict[str, str] = {}
+    for name, ciphertext in raw.items():
+        if not ciphertext or crypto.is_under_primary_key(ciphertext):
+            continue
+        try:
+            changes[name] = crypto.reencrypt(ciphertext)
+        except TokenDecryptionError:
+            return "failed"  # leave the whole row as it is
+    if not changes:
+        return "already_current"
+    # Value(..., output_field=TextField()) writes the ciphertext as it is; assigning a plain
+    # string to an EncryptedTextField in .update() would encrypt it a second time.
+    updated = (
+        Token.objects.using(db)
+        .filter(pk=pk, generation=generation)
+        .update(**{name: Value(value, output_field=TextField()) for name, value in changes.items()})
+    )
+    return "rotated" if updated else "changed_meanwhile"
