@@ -20,7 +20,7 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) demo_setup
-	$(MANAGE) runserver $(DEMO_ADDR)
+	SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://$(DEMO_ADDR)} $(MANAGE) runserver $(DEMO_ADDR)
 
 ## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL)
 test: $(STAMP)
