@@ -138,3 +138,59 @@ def test_sqlite_loser_waits_for_the_winners_write(fake_provider, make_account):
     account.refresh_from_db()
     assert account.status == LinkedAccount.Status.ACTIVE
     assert reauth == []
+
+
+def test_refreshing_twice_inside_an_outer_transaction_does_not_deadlock(fake_provider, make_account):
+    """PostgreSQL with ATOMIC_REQUESTS: a request refreshes, holds the row lock until it ends, and
+    refreshes again after a 401 while another request waits for that row. A lock of our own in
+    front of the row lock would make the two wait for each other forever.
+    """
+    require_vendor("postgresql", "row locks held by an outer transaction")
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from django_bigoauth.tokens import current_token, refresh_access_token
+
+    account = expired_account(make_account, fake_provider)
+    holding = threading.Event()
+    outcome = {}
+
+    def first_request() -> None:
+        try:
+            with transaction.atomic():
+                _, generation = current_token(LinkedAccount.objects.get(pk=account.pk))  # refresh 1, row locked
+                holding.set()
+                time.sleep(0.3)  # the second request is now waiting for the row
+                outcome["first"] = refresh_access_token(
+                    LinkedAccount.objects.get(pk=account.pk), force=True, seen_generation=generation
+                )  # refresh 2, as after a 401
+        finally:
+            connection.close()
+
+    def second_request() -> None:
+        try:
+            holding.wait(10)
+            outcome["second"] = LinkedAccount.objects.get(pk=account.pk).get_access_token()
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=first_request, daemon=True),
+        threading.Thread(target=second_request, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    if any(thread.is_alive() for thread in threads):
+        # End the stuck sessions so that the failure is reported instead of hanging the teardown.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        pytest.fail("the two requests deadlocked")
+    assert fake_provider.refresh_calls() == 2
+    assert outcome["first"] == outcome["second"] == Token.objects.get(account=account).access_token
