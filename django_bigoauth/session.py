@@ -40,19 +40,20 @@ class AccountSession(OAuth2Session):
         return urljoin(self.base_url, url.lstrip("/"))
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        from .tokens import get_access_token, refresh_access_token
+        from .tokens import current_token, refresh_access_token
 
         url = self.resolve(url)
         if not is_safe_endpoint(url):
             raise ProviderError(f"Refusing to send a token to {url!r}: plain HTTP is only allowed on loopback.")
         kwargs.setdefault("timeout", bigoauth_settings.HTTP_TIMEOUT)
-        access_token = get_access_token(self.account)
+        access_token, generation = current_token(self.account)
         response = self._send(method, url, access_token, *args, **kwargs)
         if response.status_code != 401:
             return response
-        # The token may have been revoked or expired early: one forced refresh, one retry.
+        # The token may have been revoked or expired early: one forced refresh, one retry. The
+        # generation of the token that was refused lets a worker that finds a newer token
+        # (another worker already refreshed) use it instead of refreshing again.
         response.close()
-        generation = self._generation()
         access_token = refresh_access_token(self.account, force=True, seen_generation=generation)
         return self._send(method, url, access_token, *args, **kwargs)
 
@@ -62,8 +63,3 @@ class AccountSession(OAuth2Session):
         self.token = {"access_token": access_token, "token_type": self.provider.header_scheme or "Bearer"}
         # requests.Session.request, not OAuth2Session.request: oauthlib only knows Bearer tokens.
         return super(OAuth2Session, self).request(method, url, *args, headers=headers, **kwargs)
-
-    def _generation(self) -> int | None:
-        from .models import Token
-
-        return Token.objects.filter(account_id=self.account.pk).values_list("generation", flat=True).first()

@@ -51,3 +51,18 @@ def make_account(db):
         return account
 
     return make
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, a test database in a file (unique per run) instead of memory.
+
+    Threads and other processes must share the database in the concurrency tests; an
+    in-memory database is private to one connection (or, shared-cache, fails writers with
+    "table is locked" instead of waiting). PostgreSQL is left as configured.
+    """
+    from django.conf import settings
+
+    for db_settings in settings.DATABASES.values():
+        if db_settings["ENGINE"] == "django.db.backends.sqlite3" and not db_settings.get("TEST", {}).get("NAME"):
+            db_settings.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")

@@ -1,0 +1,48 @@
+"""``manage.py bigoauth_revoke --account ID``: revoke at the provider where it can, remove the tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils.translation import gettext as _
+
+from django_bigoauth.operations import revoke_account_by_id
+
+from ._errors import reported_as_command_error
+
+
+class Command(BaseCommand):
+    help = _(
+        "Revoke an account's tokens at the provider (Zoho) and remove them here. For a provider with no revoke "
+        "endpoint (Biggerplate) the tokens are removed here only."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--account", type=int, required=True, metavar="ID", help=_("the account to revoke"))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with reported_as_command_error():
+            result = revoke_account_by_id(options["account"])
+        account = result.account
+        values = {"id": account.pk, "provider": account.provider_instance.display_name}
+        if result.already_revoked:
+            self.stdout.write(_("Account %(id)s (%(provider)s) was already revoked; nothing to do.") % values)
+        elif result.confirmed:
+            self.stdout.write(
+                self.style.SUCCESS(_("Revoked account %(id)s at %(provider)s and removed its tokens.") % values)
+            )
+        elif not result.supported:
+            self.stdout.write(
+                self.style.WARNING(
+                    _(
+                        "Removed the tokens of account %(id)s here. %(provider)s has no revoke endpoint: to cut "
+                        "the site's access there too, remove the app in your %(provider)s account settings."
+                    )
+                    % values
+                )
+            )
+        else:
+            self.stdout.write(
+                self.style.WARNING(_("Account %(id)s (%(provider)s) had no token; marked revoked.") % values)
+            )

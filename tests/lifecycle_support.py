@@ -1,0 +1,135 @@
+"""Helpers for the token-lifecycle tests: concurrent callers (threads or processes) and raw rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "lifecycle_worker.py"
+
+
+def require_vendor(vendor: str, why: str) -> None:
+    """Skip the running test unless the test database is ``vendor``."""
+    if connection.vendor != vendor:
+        pytest.skip(f"{why} (needs {vendor}; this run uses {connection.vendor}: set DATABASE_URL to switch)")
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connecting to it fails at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def raw_token_row(account) -> tuple:
+    """The stored token exactly as the database holds it: ciphertext, not plaintext."""
+    from django_bigoauth.models import Token
+
+    return (
+        Token.objects.filter(account_id=account.pk)
+        .values_list(
+            Cast("access_token", TextField()),
+            Cast("refresh_token", TextField()),
+            "expires_at",
+            "generation",
+            "token_type",
+            "scope",
+            "refreshed_at",
+        )
+        .get()
+    )
+
+
+def run_in_threads(count: int, call: Callable[[], Any], timeout: float = 60) -> tuple[list[Any], list[BaseException]]:
+    """Start ``count`` threads that call ``call`` at the same moment; ``(results, errors)``.
+
+    Each thread closes its own database connection when done, as a web server's would.
+    """
+    barrier = threading.Barrier(count)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    guard = threading.Lock()
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout)
+            value = call()
+            with guard:
+                results.append(value)
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported to the test
+            with guard:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a caller hung"
+    return results, errors
+
+
+def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path, timeout: float = 90) -> list[dict]:
+    """Run ``count`` processes that each call ``get_access_token()`` on one account at once.
+
+    Each process sets Django up against the test database, says it is ready, and waits for a
+    go file, so that every call starts within a few milliseconds of the others. Returns each
+    process's report: ``{"token": ...}`` or ``{"error": ...}``.
+    """
+    settings_dict = connection.settings_dict
+    config = {
+        "database": {key: settings_dict[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")},
+        "bigoauth": bigoauth,
+        "account_id": account_id,
+        "ready_dir": str(tmp_path),
+        "go_file": str(tmp_path / "go"),
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), json.dumps(config), str(index)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(count)
+    ]
+    try:
+        deadline = time.monotonic() + timeout
+        while len(list(tmp_path.glob("ready-*"))) < count:
+            failed = [p for p in processes if p.poll() not in (None, 0)]
+            if failed:
+                raise AssertionError(f"a worker died while starting: {failed[0].communicate()[1][-2000:]}")
+            assert time.monotonic() < deadline, "workers did not start in time"
+            time.sleep(0.01)
+        (tmp_path / "go").touch()
+        reports = []
+        for process in processes:
+            out, err = process.communicate(timeout=timeout)
+            assert process.returncode == 0, err[-2000:]
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return reports
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()

@@ -1,0 +1,67 @@
+"""``account.revoke()`` / ``revocation.revoke_account``: the one revoke path."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_bigoauth import signals
+from django_bigoauth.exceptions import AccountRevoked, BigOAuthError, RevokeError
+from django_bigoauth.models import LinkedAccount, Token
+from tests.fakeprovider import bigoauth_settings_for
+from tests.lifecycle_support import closed_port_url, raw_token_row
+
+
+@pytest.fixture
+def revoked_signals():
+    log = []
+    signals.account_revoked.connect(lambda **kw: log.append(kw), weak=False, dispatch_uid="t-revoked")
+    yield log
+    signals.account_revoked.disconnect(dispatch_uid="t-revoked")
+
+
+def test_zoho_revoke_posts_the_refresh_token_in_the_body(fake_provider, make_account, revoked_signals):
+    refresh_token = fake_provider.issue_refresh_token()
+    account = make_account("bigin", refresh_token=refresh_token, accounts_server=fake_provider.url)
+
+    assert account.revoke() is True
+
+    (call,) = fake_provider.calls("/oauth/v2/token/revoke")
+    assert call.method == "POST"
+    assert call.form["token"] == refresh_token
+    assert call.query == ""  # never in the query string, which servers and proxies log
+    assert refresh_token not in fake_provider.live_refresh_tokens
+    assert not Token.objects.filter(account=account).exists()
+    account.refresh_from_db()
+    assert account.status == LinkedAccount.Status.REVOKED
+    with pytest.raises(AccountRevoked) as excinfo:
+        account.get_access_token()
+    assert isinstance(excinfo.value, BigOAuthError)
+    assert [(kw["account"].pk, kw["confirmed"]) for kw in revoked_signals] == [(account.pk, True)]
+
+
+def test_provider_without_revoke_endpoint_removes_tokens_locally(fake_provider, make_account, revoked_signals):
+    account = make_account("biggerplate")
+
+    assert account.revoke() is False
+
+    assert fake_provider.requests == []
+    assert not Token.objects.filter(account=account).exists()
+    assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.REVOKED
+    with pytest.raises(AccountRevoked):
+        account.get_access_token()
+    assert [(kw["account"].pk, kw["confirmed"]) for kw in revoked_signals] == [(account.pk, False)]
+
+
+def test_provider_failure_changes_nothing(fake_provider, make_account, settings, revoked_signals):
+    config = bigoauth_settings_for(fake_provider)
+    config["PROVIDERS"]["bigin"]["REVOKE_URL"] = f"{closed_port_url()}/oauth/v2/token/revoke"
+    settings.BIGOAUTH = config
+    account = make_account("bigin")
+    before = raw_token_row(account)
+
+    with pytest.raises(RevokeError):
+        account.revoke()
+
+    assert raw_token_row(account) == before
+    assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE
+    assert revoked_signals == []

@@ -1,0 +1,71 @@
+"""A provider that rotates refresh tokens accepts only the latest one.
+
+One refresh that stores a stale refresh token, or two that race with the same one, and the
+account is locked out. After many sequential and concurrent refreshes it must still work.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from django_bigoauth.models import LinkedAccount, Token
+from tests.lifecycle_support import run_in_threads
+
+
+@pytest.fixture
+def rotating(fake_provider):
+    fake_provider.rotate_refresh_tokens = True
+    return fake_provider
+
+
+def assert_account_works(account, fake) -> None:
+    account.refresh_from_db()
+    assert account.status == LinkedAccount.Status.ACTIVE
+    stored = Token.objects.get(account=account)
+    assert fake.live_refresh_tokens == {stored.refresh_token}, "only the stored refresh token is still accepted"
+    response = account.session().get("/bigin/v2/org")
+    assert response.status_code == 200
+    # And it refreshes once more.
+    assert account.refresh() in fake.live_access_tokens
+
+
+def test_one_hundred_sequential_forced_refreshes(rotating, make_account):
+    account = make_account("bigin", refresh_token=rotating.issue_refresh_token(), api_domain=rotating.url)
+    seen = set()
+    for _ in range(100):
+        seen.add(account.refresh())
+    assert len(seen) == 100
+    assert rotating.refresh_calls() == 100
+    assert Token.objects.get(account=account).generation == 100
+    assert_account_works(account, rotating)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_thirty_two_concurrent_forced_refreshes(rotating, make_account):
+    """Forced refreshes do not deduplicate, so 32 run one after another, each with the latest token."""
+    rotating.delay = 0.01
+    account = make_account("bigin", refresh_token=rotating.issue_refresh_token(), api_domain=rotating.url)
+
+    results, errors = run_in_threads(32, lambda: LinkedAccount.objects.get(pk=account.pk).refresh())
+
+    assert errors == []
+    assert len(set(results)) == 32
+    assert rotating.refresh_calls() == 32
+    assert_account_works(account, rotating)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_thirty_two_concurrent_callers_of_an_expired_token(rotating, make_account):
+    rotating.delay = 0.05
+    account = make_account(
+        "bigin", expires_in=-5, refresh_token=rotating.issue_refresh_token(), api_domain=rotating.url
+    )
+
+    results, errors = run_in_threads(32, lambda: LinkedAccount.objects.get(pk=account.pk).get_access_token())
+
+    assert errors == []
+    assert len(set(results)) == 1
+    assert rotating.refresh_calls() == 1
+    assert_account_works(account, rotating)
