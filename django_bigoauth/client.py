@@ -15,7 +15,7 @@ import requests
 from django.utils import timezone
 
 from .conf import bigoauth_settings
-from .exceptions import ProviderError, ProviderTimeout, ProviderUnavailable
+from .exceptions import InvalidGrant, ProviderError, ProviderTimeout, ProviderUnavailable
 from .netloc import is_safe_endpoint
 from .providers import Identity, Provider, TokenReply
 
@@ -47,7 +47,10 @@ def refresh(provider: Provider, refresh_token: str, *, accounts_server: str = ""
 
 
 def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None:
-    """Ask the provider to revoke ``token``; raises ``ProviderError`` unless it confirms."""
+    """Ask the provider to revoke ``token``; raises ``ProviderError`` unless it confirms.
+
+    ``InvalidGrant`` means the provider no longer knows the token: nothing is left to revoke.
+    """
     url = provider.get_revoke_url(accounts_server)
     form = {"token": token, "client_id": provider.client_id, "client_secret": provider.client_secret}
     response = _post(url, form)
@@ -57,7 +60,10 @@ def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None
     data = _json_or_none(response)
     if isinstance(data, dict) and data.get("error"):
         error_code = _code(data["error"])
-        raise ProviderError(f"{name} refused the revoke request ({error_code}).", status=status, error_code=error_code)
+        # A token the provider no longer knows is as revoked as it gets (RFC 7009 section 2.2).
+        dead = error_code == "invalid_token" or provider.error_for(error_code, status) is InvalidGrant
+        exc_class = InvalidGrant if dead else ProviderError
+        raise exc_class(f"{name} refused the revoke request ({error_code}).", status=status, error_code=error_code)
     if status >= 400:
         raise ProviderError(f"{name} answered HTTP {status} to the revoke request.", status=status)
     if isinstance(data, dict) and data.get("status") not in (None, "success"):

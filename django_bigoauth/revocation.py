@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import client, signals
-from .exceptions import ProviderError, RevokeError, TokenDecryptionError
+from .exceptions import InvalidGrant, ProviderError, RevokeError, TokenDecryptionError
 from .models import LinkedAccount, Token
 
 logger = logging.getLogger("django_bigoauth")
@@ -17,10 +17,10 @@ logger = logging.getLogger("django_bigoauth")
 def revoke_account(account: LinkedAccount) -> bool:
     """Revoke the account's token at the provider (when it can) and remove it here.
 
-    Returns True when the provider confirmed, False when the provider has no revoke endpoint
-    or there was no token to revoke. If the provider refuses or cannot be reached,
-    ``RevokeError`` is raised and nothing changes here, so the operator can try again (or
-    delete the account to drop the tokens anyway).
+    Returns True when the provider confirmed (or answered that it no longer knows the token),
+    False when the provider has no revoke endpoint or there was no token to revoke. If the
+    provider refuses or cannot be reached, ``RevokeError`` is raised and nothing changes here,
+    so the operator can try again (or delete the account to drop the tokens anyway).
     """
     provider = account.provider_instance
     confirmed = False
@@ -39,6 +39,15 @@ def revoke_account(account: LinkedAccount) -> bool:
         secret = token.refresh_token or token.access_token
         try:
             client.revoke(provider, secret, accounts_server=account.accounts_server)
+        except InvalidGrant as exc:
+            # Typically an account that needs re-authorisation: its refresh token is dead
+            # already, so the grant is gone at the provider and only our copy remains.
+            logger.info(
+                "Account %s (%s): the provider no longer knows its token (%s)",
+                account.pk,
+                account.provider,
+                exc.error_code,
+            )
         except ProviderError as exc:
             logger.warning("Revoking account %s (%s) failed: %s", account.pk, account.provider, exc)
             raise RevokeError(f"{provider.display_name} did not revoke account {account.pk}: {exc}") from exc

@@ -31,6 +31,8 @@ class CannedReply:
     body: str | bytes = "{}"
     content_type: str = "application/json"
     delay: float = 0.0
+    #: the reply is for the next request whose path ends with this
+    path_suffix: str = "token"
 
 
 @dataclass
@@ -71,13 +73,18 @@ class FakeProvider:
         return token
 
     def queue_reply(
-        self, status: int = 200, body: object = "{}", content_type: str = "application/json", delay: float = 0.0
+        self,
+        status: int = 200,
+        body: object = "{}",
+        content_type: str = "application/json",
+        delay: float = 0.0,
+        path_suffix: str = "token",
     ) -> None:
-        """The next token-endpoint request gets this reply instead of the real one."""
+        """The next token-endpoint request (or the next one to ``path_suffix``) gets this reply."""
         if not isinstance(body, (str, bytes)):
             body = json.dumps(body)
         with self.lock:
-            self.canned.append(CannedReply(status, body, content_type, delay))
+            self.canned.append(CannedReply(status, body, content_type, delay, path_suffix))
 
     def calls(self, path_suffix: str = "", grant_type: str | None = None) -> list[Recorded]:
         with self.lock:
@@ -94,7 +101,9 @@ class FakeProvider:
     def handle(self, method: str, path: str, query: str, headers: dict, form: dict) -> CannedReply:
         with self.lock:
             self.requests.append(Recorded(method, path, query, headers, form))
-            canned = self.canned.pop(0) if self.canned and path.endswith("token") else None
+            canned = next((reply for reply in self.canned if path.endswith(reply.path_suffix)), None)
+            if canned:
+                self.canned.remove(canned)
         if canned:
             time.sleep(canned.delay)
             return canned

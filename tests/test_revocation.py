@@ -65,3 +65,30 @@ def test_provider_failure_changes_nothing(fake_provider, make_account, settings,
     assert raw_token_row(account) == before
     assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE
     assert revoked_signals == []
+
+
+@pytest.mark.parametrize("error", ["invalid_code", "invalid_token"])
+def test_a_token_the_provider_no_longer_knows_counts_as_revoked(fake_provider, make_account, revoked_signals, error):
+    # An account whose refresh token died (needs re-authorisation) must still be revocable.
+    account = make_account("bigin", accounts_server=fake_provider.url, status=LinkedAccount.Status.NEEDS_REAUTH)
+    fake_provider.queue_reply(200, {"error": error}, path_suffix="/revoke")
+
+    assert account.revoke() is True
+
+    assert len(fake_provider.calls("/revoke")) == 1
+    assert not Token.objects.filter(account=account).exists()
+    assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.REVOKED
+    assert [kw["account"].pk for kw in revoked_signals] == [account.pk]
+
+
+def test_a_refusal_for_another_reason_changes_nothing(fake_provider, make_account, revoked_signals):
+    account = make_account("bigin", accounts_server=fake_provider.url)
+    before = raw_token_row(account)
+    fake_provider.queue_reply(200, {"error": "invalid_client"}, path_suffix="/revoke")
+
+    with pytest.raises(RevokeError, match="invalid_client"):
+        account.revoke()
+
+    assert raw_token_row(account) == before
+    assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE
+    assert revoked_signals == []
