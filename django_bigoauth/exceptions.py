@@ -34,6 +34,10 @@ class InvalidGrant(ProviderError):
     """The provider refused the code or refresh token for good (``invalid_grant``, Zoho's ``invalid_code``)."""
 
 
+class UnsafeURL(BigOAuthError, ValueError):
+    """A token was about to go somewhere it must not: plain HTTP off loopback, or another host."""
+
+
 class CallbackError(BigOAuthError):
     """The browser came back with something we must not act on (HTTP 400 in views)."""
 

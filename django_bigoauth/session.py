@@ -4,6 +4,10 @@ Each request takes the token through ``tokens.get_access_token`` (so a stale tok
 refreshed first, under the same lock as everywhere else), sends it in the provider's header
 scheme (``Zoho-oauthtoken``, ``Bearer``, or bare), resolves relative paths against the
 account's API base, and on a 401 forces one refresh and retries once.
+
+The token only ever goes to the account's API origin: an absolute URL on another host is
+refused rather than handed a bearer token (requests itself drops the header on a redirect
+to another host).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from urllib.parse import urljoin
 from requests_oauthlib import OAuth2Session
 
 from .conf import bigoauth_settings
-from .exceptions import ProviderError
-from .netloc import is_safe_endpoint
+from .exceptions import UnsafeURL
+from .netloc import is_safe_endpoint, origin
 
 if TYPE_CHECKING:
     import requests
@@ -35,16 +39,22 @@ class AccountSession(OAuth2Session):
         return f"<AccountSession account={self.account.pk} base_url={self.base_url!r}>"
 
     def resolve(self, url: str) -> str:
-        if "://" in url:
-            return url
-        return urljoin(self.base_url, url.lstrip("/"))
+        """An absolute URL on the account's API origin; ``UnsafeURL`` for any other host."""
+        if "://" not in url:
+            return urljoin(self.base_url, url.lstrip("/"))
+        if origin(url) != origin(self.base_url):
+            raise UnsafeURL(
+                f"Refusing to send account {self.account.pk}'s token to {origin(url)!r}: "
+                f"its API is at {origin(self.base_url)!r}."
+            )
+        return url
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         from .tokens import current_token, refresh_access_token
 
         url = self.resolve(url)
         if not is_safe_endpoint(url):
-            raise ProviderError(f"Refusing to send a token to {url!r}: plain HTTP is only allowed on loopback.")
+            raise UnsafeURL(f"Refusing to send a token to {url!r}: plain HTTP is only allowed on loopback.")
         kwargs.setdefault("timeout", bigoauth_settings.HTTP_TIMEOUT)
         access_token, generation = current_token(self.account)
         response = self._send(method, url, access_token, *args, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from django_bigoauth.exceptions import ProviderError, ReauthorizationRequired
+from django_bigoauth.exceptions import ReauthorizationRequired, UnsafeURL
 from django_bigoauth.models import Token
 from tests.fakeprovider import bigoauth_settings_for
 
@@ -85,12 +85,24 @@ def test_relative_paths_keep_a_path_prefix_of_the_api_base(make_account, setting
     session = make_account("biggerplate").session()
     assert session.resolve("/users/me") == "https://api.example.com/v2/users/me"
     assert session.resolve("users/me") == "https://api.example.com/v2/users/me"
-    assert session.resolve("https://other.example.com/x") == "https://other.example.com/x"
+    assert session.resolve("https://api.example.com/v1/legacy") == "https://api.example.com/v1/legacy"
+    with pytest.raises(UnsafeURL, match="other.example.com"):
+        session.resolve("https://other.example.com/x")
+
+
+def test_a_token_is_never_sent_to_another_host(fake_provider, make_account):
+    account = make_account("bigin", access_token=live_token(fake_provider), api_domain=fake_provider.url)
+    with pytest.raises(UnsafeURL):
+        account.session().get("http://localhost:1/steal")  # loopback, so only the origin check stops it
+    with pytest.raises(UnsafeURL):
+        account.session().get(fake_provider.url.replace("127.0.0.1", "localhost") + "/bigin/v2/org")
+    assert fake_provider.requests == []
+    assert account.session().get(f"{fake_provider.url}/bigin/v2/org").status_code == 200
 
 
 def test_plain_http_off_loopback_is_refused_before_sending(fake_provider, make_account):
     account = make_account("bigin", api_domain="http://api.example.com")
-    with pytest.raises(ProviderError, match="plain HTTP"):
+    with pytest.raises(UnsafeURL, match="plain HTTP"):
         account.session().get("/bigin/v2/org")
     assert fake_provider.requests == []
 
