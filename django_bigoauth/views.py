@@ -188,8 +188,21 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
     try:
         provider_obj = get_provider(provider)
     except UnknownProvider:
-        return _no_referrer(_unknown_provider(request, provider))
-    return _no_referrer(_callback(request, provider_obj))
+        logger.warning("A callback arrived for unknown provider %r", provider[:50])
+        return _not_for_django_request_log(_no_referrer(_unknown_provider(request, provider)))
+    return _not_for_django_request_log(_no_referrer(_callback(request, provider_obj)))
+
+
+def _not_for_django_request_log(response: HttpResponse) -> HttpResponse:
+    """Keep failed callbacks out of Django's ``django.request`` logger; ours has logged them.
+
+    Its records carry the request, whose query string holds the code and state, and its
+    ``AdminEmailHandler`` mails the full URL to ``ADMINS`` on every 5xx. Django skips a
+    response it is told was logged already (``django.utils.log.log_response``).
+    """
+    if response.status_code >= 400:
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
@@ -199,6 +212,7 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
     except state.StateError as exc:
         return _callback_failed(request, provider, exc, 400, str(exc))
     if pending.site_level and not may_link_site_accounts(request.user):
+        logger.warning("A site-level %s callback came back for a user who is no longer a superuser", provider.slug)
         return _error_page(request, 403, _site_level_refused(), provider=provider)
     home = _home_url(pending.site_level)
     fail = functools.partial(_callback_failed, request, provider, site_level=pending.site_level)
@@ -276,9 +290,10 @@ def _callback_failed(
     request: HttpRequest, provider: Provider, exc: Exception, status: int, message: str, *, site_level: bool = False
 ) -> HttpResponse:
     # Exception messages of this app never hold a code, state or verifier; see exceptions.py.
-    # A provider's refusal was logged already, where it happened (linking.link_with_code).
-    if not isinstance(exc, ProviderError):
-        logger.warning("The %s callback failed with HTTP %s (%s): %s", provider.slug, status, type(exc).__name__, exc)
+    # A provider's refusal was logged with its reason where it happened (linking.link_with_code).
+    level = logging.ERROR if status >= 500 else logging.WARNING
+    reason = "" if isinstance(exc, ProviderError) else f": {exc}"
+    logger.log(level, "The %s callback failed with HTTP %s (%s)%s", provider.slug, status, type(exc).__name__, reason)
     return _error_page(request, status, message, provider=provider, site_level=site_level)
 
 
