@@ -66,3 +66,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     for db_settings in settings.DATABASES.values():
         if db_settings["ENGINE"] == "django.db.backends.sqlite3" and not db_settings.get("TEST", {}).get("NAME"):
             db_settings.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    """The test client, signed in as alice."""
+    client.force_login(alice)
+    return client

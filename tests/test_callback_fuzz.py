@@ -25,12 +25,6 @@ other_params = st.dictionaries(st.one_of(known_names, text).filter(lambda name: 
 providers = st.sampled_from(["bigin", "biggerplate"])
 
 
-@pytest.fixture
-def signed_in(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("alice"))
-    return client
-
-
 def exchanges(fake) -> int:
     return len(fake.calls("/token"))
 

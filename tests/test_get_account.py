@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from django_bigoauth import get_account
 from django_bigoauth.exceptions import AccountNotFound, BigOAuthError, MultipleAccountsFound
 from django_bigoauth.models import LinkedAccount
-
-
-@pytest.fixture
-def alice(db):
-    return get_user_model().objects.create_user("alice")
 
 
 def test_user_none_means_site_level_accounts_only(make_account, alice):

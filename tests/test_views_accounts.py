@@ -19,17 +19,6 @@ ACCOUNTS = "/bigoauth/"
 NBSP = "\xa0"  # Django's timesince keeps number and unit together
 
 
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def disconnect_url(account):
     return reverse("bigoauth:disconnect", args=[account.pk])
 

@@ -12,17 +12,6 @@ from tests.oauthflow import start
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def pending(client):
     return client.session.get(SESSION_KEY, {})
 

@@ -29,17 +29,6 @@ pytestmark = pytest.mark.django_db
 ACCOUNTS = "/bigoauth/"
 
 
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def configure(settings, slug=None, **values):
     """Change the fake provider's BIGOAUTH entry (or top-level keys) and fire setting_changed."""
     config = json.loads(json.dumps(settings.BIGOAUTH))
