@@ -22,16 +22,14 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
-from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from . import crypto
 from .conf import bigoauth_settings
 from .exceptions import BigOAuthError, TokenDecryptionError
+from .humanize import describe_expiry
 from .models import LinkedAccount, Token, is_stale
 from .providers import get_provider, get_providers
 from .redaction import mask
@@ -45,31 +43,16 @@ def provider_name(slug: str) -> str:
         return slug
 
 
-def describe_expiry(expires_at: datetime | None) -> str:
+def describe_expiry_html(expires_at: datetime | None) -> str:
     """When a token expires, "in 42 minutes" or "expired 3 hours ago"; red when it is stale."""
-    if expires_at is None:
-        return _("unknown")
-    now = timezone.now()
-    seconds = (expires_at - now).total_seconds()
-    if seconds <= 0:
-        text = _("expired %(time)s ago") % {"time": _humanise(-seconds, timesince(expires_at, now))}
-    else:
-        text = _("in %(time)s") % {"time": _humanise(seconds, timeuntil(expires_at, now))}
-    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now):
+    text = describe_expiry(expires_at)
+    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY):
         return text
     return format_html(
         '<span class="bigoauth-stale" style="color: var(--error-fg, #ba2121)" title="{}">{}</span>',
         _("Stale: refreshed before its next use"),
         text,
     )
-
-
-def _humanise(seconds: float, django_text: str) -> str:
-    # timesince() says "0 minutes" below a minute; seconds matter around the refresh leeway.
-    if seconds < 60:
-        count = int(seconds)
-        return ngettext("%(count)d second", "%(count)d seconds", count) % {"count": count}
-    return django_text
 
 
 def masked_ciphertext(ciphertext: str | None) -> str:
@@ -134,7 +117,7 @@ class TokenInline(admin.StackedInline):
 
     @admin.display(description=_("expires"))
     def expires_in(self, token: Token) -> str:
-        return describe_expiry(token.expires_at)
+        return describe_expiry_html(token.expires_at)
 
     # The token is part of the account: whoever may see the account sees its masked token,
     # and nobody edits, adds or deletes it here.
@@ -258,7 +241,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     def expires_in(self, account: LinkedAccount) -> str:
         if getattr(account, "token_pk", None) is None:
             return _("no token")
-        return describe_expiry(account.token_expires_at)
+        return describe_expiry_html(account.token_expires_at)
 
     @admin.display(description=_("last refreshed"), ordering="token_refreshed_at")
     def last_refreshed(self, account: LinkedAccount) -> datetime | None:

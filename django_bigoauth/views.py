@@ -31,7 +31,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -41,6 +40,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import linking, state
 from .conf import bigoauth_settings
 from .exceptions import CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
+from .humanize import describe_expiry
 from .models import LinkedAccount, is_stale
 from .providers import Provider, UnknownProvider, get_provider, get_providers
 
@@ -100,21 +100,11 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
     return AccountRow(
         account=account,
         provider_name=provider.display_name if provider else account.provider,
-        expires=humanised_expiry(expires_at, now) if has_token else "",
+        expires=describe_expiry(expires_at, now) if has_token else "",
         stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now),
         has_token=has_token,
         reconnect_url=reverse("bigoauth:authorise", args=[provider.slug]) if provider else "",
     )
-
-
-def humanised_expiry(expires_at: datetime | None, now: datetime | None = None) -> str:
-    """How long a token has left, as a person reads it: "in 59 minutes", "expired 3 minutes ago"."""
-    if expires_at is None:
-        return _("no expiry")
-    now = now or timezone.now()
-    if expires_at > now:
-        return _("in %(time)s") % {"time": timeuntil(expires_at, now, depth=1)}
-    return _("expired %(time)s ago") % {"time": timesince(expires_at, now, depth=1)}
 
 
 # -- authorise ---------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_bigoauth import signals
+from django_bigoauth.humanize import describe_expiry
 from django_bigoauth.models import LinkedAccount, Token
-from django_bigoauth.views import humanised_expiry
 from tests.oauthflow import messages_of
 
 pytestmark = pytest.mark.django_db
@@ -106,12 +106,14 @@ def test_messages_are_shown_and_the_default_page_is_standalone(signed_in, fake_p
         (timedelta(minutes=59, seconds=30), f"in 59{NBSP}minutes"),
         (timedelta(hours=2, minutes=5), f"in 2{NBSP}hours"),
         (timedelta(minutes=-3), f"expired 3{NBSP}minutes ago"),
+        (timedelta(seconds=42), "in 42 seconds"),
+        (timedelta(seconds=-1.5), "expired 1 second ago"),
         (None, "no expiry"),
     ],
 )
-def test_humanised_expiry(delta, text):
+def test_describe_expiry(delta, text):
     now = timezone.now()
-    assert humanised_expiry(now + delta if delta is not None else None, now) == text
+    assert describe_expiry(now + delta if delta is not None else None, now) == text
 
 
 # -- disconnect -------------------------------------------------------------------------------------------
