@@ -99,11 +99,13 @@ def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_ge
 
 def _refresh(account: LinkedAccount, *, force: bool, seen_generation: int | None) -> tuple[str, int]:
     db = router.db_for_write(Token)
+    # Asked before our own transaction opens, which must not count as the caller's.
+    callers_transaction = inside_callers_transaction(db)
     if connections[db].features.has_select_for_update:
-        outcome = _refresh_with_row_lock(account, db, force, seen_generation)
+        outcome = _refresh_with_row_lock(account, db, force, seen_generation, callers_transaction)
     else:
         with _process_lock(account.pk):
-            outcome = _refresh_without_row_lock(account, db, force, seen_generation)
+            outcome = _refresh_without_row_lock(account, db, force, seen_generation, callers_transaction)
     return outcome.finish(account)
 
 
@@ -134,13 +136,13 @@ class _Outcome:
         return self.access_token, self.generation
 
 
-def _refresh_with_row_lock(account, db, force, seen_generation) -> _Outcome:
+def _refresh_with_row_lock(account, db, force, seen_generation, callers_transaction) -> _Outcome:
     with transaction.atomic(using=db):
         token = _read_token(account, db, lock=True)
         if not _needs_refresh(token, force, seen_generation):
             return _Outcome.current(token)
         try:
-            reply = _request_refresh(account, token)
+            reply = _request_refresh(account, token, callers_transaction)
         except InvalidGrant as exc:
             marked = _mark_needs_reauth(account, db, exc.error_code or "invalid_grant")
             return _Outcome(failure=_reauth_error(account, exc), marked_needs_reauth=marked)
@@ -148,13 +150,13 @@ def _refresh_with_row_lock(account, db, force, seen_generation) -> _Outcome:
         return _Outcome.current(token, refreshed=True)
 
 
-def _refresh_without_row_lock(account, db, force, seen_generation) -> _Outcome:
+def _refresh_without_row_lock(account, db, force, seen_generation, callers_transaction) -> _Outcome:
     token = _read_token(account, db, lock=False)
     if not _needs_refresh(token, force, seen_generation):
         return _Outcome.current(token)
     read_generation = token.generation
     try:
-        reply = _request_refresh(account, token)
+        reply = _request_refresh(account, token, callers_transaction)
     except InvalidGrant as exc:
         # Another process may have used (and rotated) the refresh token first. It got its
         # reply before we got ours, so its write is at most moments away: wait for it.
@@ -210,8 +212,10 @@ def _supports_of(db: str) -> bool:
     return connections[db].features.has_select_for_update_of
 
 
-def _request_refresh(account: LinkedAccount, token: Token) -> TokenReply:
+def _request_refresh(account: LinkedAccount, token: Token, callers_transaction: bool) -> TokenReply:
     provider = account.provider_instance
+    if callers_transaction:
+        _warn_about_callers_transaction(account)
     if not token.refresh_token:
         # Nothing to refresh with (Zoho issues refresh tokens on first consent only): the same
         # outcome as a refused refresh token.
@@ -226,6 +230,37 @@ def _request_refresh(account: LinkedAccount, token: Token) -> TokenReply:
         logger.warning("Refresh of account %s (%s) failed: %s", account.pk, account.provider, exc)
         raise RefreshError(f"Refreshing account {account.pk} ({account.provider}) failed: {exc}") from exc
     return reply
+
+
+_warned_about_outer_transaction = False
+
+
+def _warn_about_callers_transaction(account: LinkedAccount) -> None:
+    """Say once per process that a refresh is about to be written inside the caller's transaction.
+
+    Its result then lives or dies with that transaction: if it rolls back, the refresh is lost
+    (a provider that rotates refresh tokens will then refuse the old one), and on SQLite other
+    threads cannot see it until it commits. Test cases' own transactions do not count.
+    """
+    global _warned_about_outer_transaction
+    if _warned_about_outer_transaction:
+        return
+    _warned_about_outer_transaction = True
+    logger.warning(
+        "Refreshing account %s (%s) inside an open transaction (ATOMIC_REQUESTS or transaction.atomic): "
+        "if it rolls back, the new token is lost. Call the API outside the transaction, e.g. with "
+        "@transaction.non_atomic_requests; see the README, 'Refreshing exactly once'.",
+        account.pk,
+        account.provider,
+    )
+
+
+def inside_callers_transaction(db: str) -> bool:
+    """True inside ``transaction.atomic`` blocks other than those Django's test cases open."""
+    connection = connections[db]
+    return connection.in_atomic_block and any(
+        not getattr(block, "_from_testcase", False) for block in getattr(connection, "atomic_blocks", [])
+    )
 
 
 def _store(token: Token, reply: TokenReply, db: str, *, expect_generation: int | None = None) -> bool:
