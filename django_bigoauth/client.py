@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import bigoauth_settings
 from .exceptions import InvalidGrant, ProviderError, ProviderTimeout, ProviderUnavailable
@@ -24,6 +25,7 @@ logger = logging.getLogger("django_bigoauth")
 USER_AGENT = "django_bigoauth"
 
 
+@sensitive_variables()
 def exchange_code(
     provider: Provider,
     code: str,
@@ -41,11 +43,13 @@ def exchange_code(
     return _token_request(provider, form, accounts_server)
 
 
+@sensitive_variables()
 def refresh(provider: Provider, refresh_token: str, *, accounts_server: str = "") -> TokenReply:
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     return _token_request(provider, form, accounts_server)
 
 
+@sensitive_variables()
 def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None:
     """Ask the provider to revoke ``token``; raises ``ProviderError`` unless it confirms.
 
@@ -100,6 +104,7 @@ def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "
 # -- internals ----------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def _token_request(provider: Provider, form: dict[str, str], accounts_server: str) -> TokenReply:
     grant_type = form["grant_type"]
     body = {
@@ -144,6 +149,7 @@ def read_token_response(provider: Provider, response: requests.Response) -> Toke
         raise ProviderError(f"{name}'s token reply cannot be read ({type(exc).__name__}).", status=status) from None
 
 
+@sensitive_variables()
 def _post(url: str, form: dict[str, str]) -> requests.Response:
     if not is_safe_endpoint(url):
         raise ProviderError(f"Refusing to send credentials to {url!r}: plain HTTP is only allowed on loopback.")

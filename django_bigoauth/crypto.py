@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import bigoauth_settings
 from .exceptions import TokenDecryptionError
@@ -63,6 +64,7 @@ def clear_cache() -> None:
     _fernets.cache_clear()
 
 
+@sensitive_variables()
 def encrypt(plaintext: str) -> str:
     return _fernets()[1].encrypt(plaintext.encode()).decode()
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import client, signals
 from .exceptions import ProviderError
@@ -23,6 +24,7 @@ from .providers import CallbackContext, Identity, Provider, TokenReply
 logger = logging.getLogger("django_bigoauth")
 
 
+@sensitive_variables()
 def link_with_code(
     provider: Provider,
     code: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+from django.views.decorators.debug import sensitive_variables
 from requests_oauthlib import OAuth2Session
 
 from .conf import bigoauth_settings
@@ -49,6 +50,7 @@ class AccountSession(OAuth2Session):
             )
         return url
 
+    @sensitive_variables()
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         from .tokens import current_token, refresh_access_token
 
@@ -67,6 +69,7 @@ class AccountSession(OAuth2Session):
         access_token = refresh_access_token(self.account, force=True, seen_generation=generation)
         return self._send(method, url, access_token, *args, **kwargs)
 
+    @sensitive_variables()
     def _send(self, method: str, url: str, access_token: str, *args: Any, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         headers["Authorization"] = self.provider.authorization_header(access_token)

@@ -13,6 +13,7 @@ import secrets
 import time
 
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2.rfc6749.clients.base import Client as _OAuthlibClient
 
 from .conf import bigoauth_settings
@@ -46,6 +47,7 @@ class StateError(CallbackError):
     """The state is missing, unknown, expired, already used, or someone else's."""
 
 
+@sensitive_variables()
 def begin(
     request, provider_slug: str, *, redirect_uri: str, use_pkce: bool, next_url: str = "", site_level: bool = False
 ) -> tuple[str, str]:
@@ -75,6 +77,7 @@ def begin(
     return state, challenge
 
 
+@sensitive_variables()
 def consume(request, provider_slug: str, state: str | None) -> PendingAuthorisation:
     """Take the pending request named by ``state`` out of the session, or raise ``StateError``.
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from django.db import connections, router, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import client, signals
 from .conf import bigoauth_settings
@@ -62,6 +63,7 @@ def get_access_token(account: LinkedAccount) -> str:
     return current_token(account)[0]
 
 
+@sensitive_variables()
 def current_token(account: LinkedAccount) -> tuple[str, int]:
     """``(access_token, generation)``, refreshed first when stale.
 
@@ -212,6 +214,7 @@ def _supports_of(db: str) -> bool:
     return connections[db].features.has_select_for_update_of
 
 
+@sensitive_variables()
 def _request_refresh(account: LinkedAccount, token: Token, callers_transaction: bool) -> TokenReply:
     provider = account.provider_instance
     if callers_transaction:

@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import linking, state
@@ -195,6 +196,7 @@ def _not_for_django_request_log(response: HttpResponse) -> HttpResponse:
     return response
 
 
+@sensitive_variables()
 def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
     # 1. The state: ours, this session's, this user's, this provider's, fresh and unused.
     try:

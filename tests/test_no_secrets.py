@@ -223,3 +223,64 @@ def test_str_and_repr_of_every_object_holding_a_secret(make_account):
         for text in (str(obj), repr(obj), f"{obj!r:>10}"):
             assert_no_secrets(text, {access, refresh, verifier})
     assert mask(access) in repr(token) and mask(access) in repr(reply)
+
+
+# -- error reports: the DEBUG 500 page, AdminEmailHandler's HTML, tools that read frame locals ------
+
+
+def error_report(exc_info) -> str:
+    from django.test import RequestFactory
+    from django.views.debug import ExceptionReporter
+
+    exc_type, exc, traceback_ = exc_info
+    # Drop the test's own frame: its locals (the fake server's records) are not the app's.
+    exc.__traceback__ = traceback_.tb_next
+    reporter = ExceptionReporter(RequestFactory().get("/"), exc_type, exc, traceback_.tb_next)
+    return reporter.get_traceback_html() + reporter.get_traceback_text()
+
+
+def test_an_error_report_of_a_failed_refresh_shows_no_secret(fake_provider, make_account):
+    import sys
+
+    refresh_token = fake_provider.issue_refresh_token()
+    account = make_account("bigin", expires_in=-10, refresh_token=refresh_token, access_token="1000.access.stalesecret")
+    fake_provider.queue_reply(500, "x", content_type="text/plain")
+    with pytest.raises(RefreshError):
+        try:
+            account.get_access_token()
+        except RefreshError:
+            report = error_report(sys.exc_info())
+            raise
+    assert "********" in report  # the locals are there, masked
+    assert_no_secrets(report, [refresh_token, "1000.access.stalesecret", *CLIENT_SECRETS])
+
+
+def test_an_error_report_of_a_failed_code_exchange_shows_no_secret(fake_provider):
+    import sys
+
+    code = fake_provider.issue_code()
+    fake_provider.queue_reply(502, "bad gateway", content_type="text/plain")
+    with pytest.raises(BigOAuthError):
+        try:
+            linking.link_with_code(
+                get_provider("biggerplate"), code, user=None, redirect_uri="https://site/cb/", code_verifier="v" * 43
+            )
+        except BigOAuthError:
+            report = error_report(sys.exc_info())
+            raise
+    assert_no_secrets(report, [code, "v" * 43, *CLIENT_SECRETS])
+
+
+def test_an_error_report_from_an_api_call_shows_no_token(fake_provider, make_account):
+    import sys
+
+    import requests
+
+    account = make_account("bigin", access_token="1000.access.apisecret", api_domain="http://127.0.0.1:1")
+    with pytest.raises(requests.ConnectionError):
+        try:
+            account.session().get("/bigin/v2/org", timeout=0.5)
+        except requests.ConnectionError:
+            report = error_report(sys.exc_info())
+            raise
+    assert_no_secrets(report, ["1000.access.apisecret"])
