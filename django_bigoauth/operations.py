@@ -29,7 +29,6 @@ from .linking import link_with_code
 from .models import LinkedAccount, Token
 from .providers import CallbackContext, get_provider
 from .providers.bigin import BiginProvider
-from .revocation import revoke_account
 from .tokens import refresh_access_token
 
 
@@ -308,5 +307,5 @@ def revoke_account_by_id(account_id: int) -> RevokeResult:
     supported = account.provider_instance.supports_revoke
     if account.status == LinkedAccount.Status.REVOKED and not Token.objects.filter(account=account).exists():
         return RevokeResult(account, confirmed=False, supported=supported, already_revoked=True)
-    confirmed = revoke_account(account)
+    confirmed = account.revoke()
     return RevokeResult(account, confirmed=confirmed, supported=supported)

@@ -3,7 +3,7 @@
 The promise: N callers that find the same expired token cause one refresh request, and every
 caller gets the new token. PostgreSQL keeps it across threads and processes (row lock);
 SQLite keeps it across the threads of a process (process lock), and across processes keeps
-the weaker promise documented in docs/readme/lifecycle.md, tested here too.
+the weaker promise documented in the README ("Refreshing exactly once"), tested here too.
 """
 
 from __future__ import annotations

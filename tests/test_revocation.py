@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import call_command
+from django.urls import reverse
 
 from django_bigoauth import signals
 from django_bigoauth.exceptions import AccountRevoked, BigOAuthError, RevokeError
@@ -92,3 +96,37 @@ def test_a_refusal_for_another_reason_changes_nothing(fake_provider, make_accoun
     assert raw_token_row(account) == before
     assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE
     assert revoked_signals == []
+
+
+def test_every_entry_point_revokes_through_the_one_function(
+    fake_provider, make_account, monkeypatch, admin_client, client, django_user_model
+):
+    """``account.revoke()``, the disconnect view, the admin action and the command share one path."""
+
+    from django_bigoauth import revocation
+
+    calls = []
+    real = revocation.revoke_account
+
+    def spy(account):
+        calls.append(account.pk)
+        return real(account)
+
+    monkeypatch.setattr(revocation, "revoke_account", spy)
+    owner = django_user_model.objects.create_user("owner", password="pw")
+    by_code, by_view, by_admin, by_command = (
+        make_account("bigin", user=owner, external_id=f"org-{n}", accounts_server=fake_provider.url) for n in range(4)
+    )
+
+    by_code.revoke()
+    client.force_login(owner)
+    client.post(reverse("bigoauth:disconnect", args=[by_view.pk]))
+    admin_client.post(
+        reverse("admin:django_bigoauth_linkedaccount_changelist"),
+        {"action": "revoke", "post": "yes", "_selected_action": [by_admin.pk]},
+    )
+    call_command("bigoauth_revoke", "--account", str(by_command.pk), stdout=io.StringIO())
+
+    assert calls == [by_code.pk, by_view.pk, by_admin.pk, by_command.pk]
+    assert len(fake_provider.calls("/revoke")) == 4
+    assert set(LinkedAccount.objects.values_list("status", flat=True)) == {LinkedAccount.Status.REVOKED}
