@@ -10,7 +10,12 @@ DEMO_ADDR ?= 127.0.0.1:8000
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "django_bigoauth needs Python 3.10 or newer; set PYTHON=python3.x")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# Debian/Ubuntu: without python3-venv, venv fails and leaves a .venv with no pip; redo it then.
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { \
+	  echo "$(PYTHON) -m venv $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV) || { \
+	    echo "Could not create $(VENV) with $(PYTHON): on Debian/Ubuntu run 'sudo apt-get install python3-venv', or use another Python 3.10+ with PYTHON=python3.x" >&2; \
+	    exit 1; }; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*

@@ -22,6 +22,11 @@ setup(
     install_requires=[
         "django>=4.2",
         "requests-oauthlib>=1.3",
+        # Imported directly, not only through requests-oauthlib: requests by client.py and
+        # session.py (2.31 fixed a Proxy-Authorization leak on redirects, CVE-2023-32681),
+        # oauthlib by state.py for PKCE (Client.create_code_verifier is new in 3.2).
+        "requests>=2.31",
+        "oauthlib>=3.2",
         "cryptography>=41",
     ],
     extras_require={

@@ -1,11 +1,14 @@
 """The Django admin for linked accounts: health at a glance, refresh and revoke in a click.
 
-No page here ever holds a whole token. The list reads token expiry through annotations, so
-it neither decrypts anything nor breaks on a token no key can read; the token inline works
-from the raw ciphertext and shows ``mask()``-ed values, or "cannot be decrypted".
+No page here ever holds a whole token. The account list reads token expiry through
+annotations, so it neither decrypts anything nor breaks on a token no key can read; the token
+inline and the token pages work from the raw ciphertext and show ``mask()``-ed values, or
+"cannot be decrypted".
 
 Accounts are added by linking (the OAuth flow), never by typing a token in, so there is no
 "Add" button; a superuser gets one "Link a site-level ... account" button per provider.
+Tokens have pages of their own, to look at only: they change by refreshing, and go away by
+revoking or deleting their account.
 """
 
 from __future__ import annotations
@@ -78,7 +81,35 @@ class ProviderFilter(admin.SimpleListFilter):
         return queryset.filter(provider=self.value()) if self.value() else queryset
 
 
-class TokenInline(admin.StackedInline):
+def with_ciphertext_only(queryset: QuerySet) -> QuerySet:
+    """Tokens with their secret fields deferred and their raw ciphertext annotated.
+
+    Loading the fields would decrypt both tokens of every row (for nothing: only a masked
+    prefix is shown) and raise on a token no key can read.
+    """
+    return queryset.defer("access_token", "refresh_token").annotate(
+        raw_access_token=Cast("access_token", output_field=TextField()),
+        raw_refresh_token=Cast("refresh_token", output_field=TextField()),
+    )
+
+
+class MaskedTokenColumns:
+    """Token columns for an admin whose queryset comes from :func:`with_ciphertext_only`."""
+
+    @admin.display(description=_("access token"))
+    def masked_access_token(self, token: Token) -> str:
+        return masked_ciphertext(getattr(token, "raw_access_token", None))
+
+    @admin.display(description=_("refresh token"))
+    def masked_refresh_token(self, token: Token) -> str:
+        return masked_ciphertext(getattr(token, "raw_refresh_token", None))
+
+    @admin.display(description=_("expires"), ordering="expires_at")
+    def expires_in(self, token: Token) -> str:
+        return describe_expiry_html(token.expires_at)
+
+
+class TokenInline(MaskedTokenColumns, admin.StackedInline):
     """The account's token, read-only and masked; built from raw ciphertext so it never crashes."""
 
     model = Token
@@ -96,28 +127,7 @@ class TokenInline(admin.StackedInline):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        # Deferred: loading the fields would decrypt them, and raise if no key fits.
-        return (
-            super()
-            .get_queryset(request)
-            .defer("access_token", "refresh_token")
-            .annotate(
-                raw_access_token=Cast("access_token", output_field=TextField()),
-                raw_refresh_token=Cast("refresh_token", output_field=TextField()),
-            )
-        )
-
-    @admin.display(description=_("access token"))
-    def masked_access_token(self, token: Token) -> str:
-        return masked_ciphertext(getattr(token, "raw_access_token", None))
-
-    @admin.display(description=_("refresh token"))
-    def masked_refresh_token(self, token: Token) -> str:
-        return masked_ciphertext(getattr(token, "raw_refresh_token", None))
-
-    @admin.display(description=_("expires"))
-    def expires_in(self, token: Token) -> str:
-        return describe_expiry_html(token.expires_at)
+        return with_ciphertext_only(super().get_queryset(request))
 
     # The token is part of the account: whoever may see the account sees its masked token,
     # and nobody edits, adds or deletes it here.
@@ -208,9 +218,14 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         drops it.
         """
         try:
-            return super().get_deleted_objects(objs, request)
+            deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         except TokenDecryptionError:
             pass
+        else:
+            # The token admin deletes nothing itself, but a token is part of its account: whoever
+            # may delete the account deletes its token with it.
+            perms_needed.discard(Token._meta.verbose_name)
+            return deleted, counts, perms_needed, protected
         accounts = list(objs)
         with_token = set(Token.objects.filter(account__in=accounts).values_list("account_id", flat=True))
         summary: list = []  # Django's shape: an item, then the list of what goes with it
@@ -328,3 +343,63 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             query = urlencode({"site": "1", "next": back})
             buttons.append({"url": f"{url}?{query}", "name": provider.display_name})
         return buttons
+
+
+@admin.register(Token)
+class TokenAdmin(MaskedTokenColumns, admin.ModelAdmin):
+    """Every token at a glance, masked, to look at only.
+
+    Nothing is added or edited here: a token comes from linking and changes by refreshing.
+    Nor deleted: a token removed on its own stays valid at the provider and leaves an
+    "active" account that cannot call the API (``get_access_token()`` then asks for a new
+    link). "Revoke" on the account does it properly; deleting the account takes the token along.
+    """
+
+    list_display = (
+        "account_link",
+        "display_provider",
+        "token_type",
+        "expires_in",
+        "refreshed_at",
+        "masked_access_token",
+        "masked_refresh_token",
+    )
+    list_display_links = ("display_provider",)
+    list_select_related = ("account", "account__user")
+    list_filter = ("token_type",)
+    ordering = ("account__provider", "account__label", "pk")
+    fields = readonly_fields = (
+        "account_link",
+        "display_provider",
+        "masked_access_token",
+        "masked_refresh_token",
+        "token_type",
+        "expires_at",
+        "expires_in",
+        "refreshed_at",
+        "scope",
+        "generation",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_ciphertext_only(super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Token | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Token | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("account"), ordering="account__label")
+    def account_link(self, token: Token) -> str:
+        url = reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_change", args=[token.account_id])
+        return format_html('<a href="{}">{}</a>', url, token.account)
+
+    @admin.display(description=_("provider"), ordering="account__provider")
+    def display_provider(self, token: Token) -> str:
+        return provider_name(token.account.provider)

@@ -2,21 +2,25 @@
 
 | id | what |
 |---|---|
-| django_bigoauth.E001 | ``BIGOAUTH`` or its ``PROVIDERS`` is not a dict |
+| django_bigoauth.E001 | ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict |
 | django_bigoauth.E002 | a provider has no ``CLIENT_ID`` |
 | django_bigoauth.E003 | a provider has no ``CLIENT_SECRET`` |
 | django_bigoauth.E004 | an unknown provider slug with no ``CLASS`` |
-| django_bigoauth.E005 | a ``CLASS`` that does not import, or is not a ``Provider`` |
+| django_bigoauth.E005 | a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider`` |
 | django_bigoauth.E006 | an unknown ``DATA_CENTRE`` (Bigin) or another provider-specific problem |
 | django_bigoauth.E007 | a plain ``http://`` endpoint on a host other than loopback |
 | django_bigoauth.E008 | ``ENCRYPTION_KEYS`` holds something that is not a Fernet key |
 | django_bigoauth.E009 | no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off |
+| django_bigoauth.E010 | a provider's ``SCOPES`` is not a list or tuple of strings |
+| django_bigoauth.E011 | ``REFRESH_LEEWAY``, ``STATE_TTL`` not a number >= 0, or ``HTTP_TIMEOUT`` not one > 0 |
 | django_bigoauth.W001 | no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``) |
 | django_bigoauth.W002 | an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?) |
+| django_bigoauth.W003 | Bigin's ``SCOPES`` are set without ``ZohoBigin.org.READ`` (or ``.ALL``) |
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -47,15 +51,38 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             *messages,
             checks.Error(f"{SETTING_NAME}['PROVIDERS'] must be a dict of slug -> settings.", id=f"{ID}.E001"),
         ]
+    messages.extend(_check_durations(user_settings))
     for slug, entry in providers.items():
         messages.extend(_check_provider(slug, entry))
     messages.extend(_check_encryption_keys())
     return messages
 
 
+def _check_durations(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    """Seconds are numbers: a string here would only fail later, in a view, as a 500."""
+    messages: list[checks.CheckMessage] = []
+    for key, must_be_positive in (("REFRESH_LEEWAY", False), ("HTTP_TIMEOUT", True), ("STATE_TTL", False)):
+        if key not in user_settings:
+            continue
+        value = user_settings[key]
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if is_number and (value > 0 if must_be_positive else value >= 0):
+            continue
+        wanted = "a number of seconds greater than 0" if must_be_positive else "a number of seconds, 0 or more"
+        messages.append(
+            checks.Error(
+                f"{SETTING_NAME}[{key!r}] is {value!r}; it must be {wanted}.",
+                hint=f"Write a plain number, not a string: the default is {DEFAULTS[key]}.",
+                id=f"{ID}.E011",
+            )
+        )
+    return messages
+
+
 def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     from .providers import get_provider, provider_class_path
     from .providers.base import import_provider_class
+    from .providers.bigin import BiginProvider
 
     where = f"{SETTING_NAME}['PROVIDERS'][{slug!r}]"
     if not isinstance(entry, dict):
@@ -92,6 +119,41 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     except ImproperlyConfigured as exc:
         messages.append(checks.Error(str(exc), hint="CLASS is a dotted path to a Provider subclass.", id=f"{ID}.E005"))
         return messages
+    except Exception as exc:
+        # A bug in the module itself (SyntaxError, a failing import-time call): report, do not crash.
+        messages.append(
+            checks.Error(
+                f"{SETTING_NAME} provider CLASS {path!r} cannot be imported: its module raised "
+                f"{type(exc).__name__}: {exc}",
+                hint="Fix the error in that module; `python -c 'import <module>'` shows the traceback.",
+                id=f"{ID}.E005",
+            )
+        )
+        return messages
+    scopes = entry.get("SCOPES")
+    scopes_ok = scopes is None or (isinstance(scopes, (list, tuple)) and all(isinstance(s, str) for s in scopes))
+    if not scopes_ok:
+        messages.append(
+            checks.Error(
+                f"{where} SCOPES is {scopes!r}; it must be a list or tuple of strings.",
+                hint='Write SCOPES=["ZohoBigin.modules.ALL"], not SCOPES="ZohoBigin.modules.ALL": '
+                "the provider class joins the scopes itself.",
+                id=f"{ID}.E010",
+            )
+        )
+    servers = entry.get("ACCOUNTS_SERVERS")
+    if servers is not None and not (
+        isinstance(servers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in servers.items())
+    ):
+        # The provider reads it as a dict: nothing further can be checked without crashing.
+        messages.append(
+            checks.Error(
+                f"{where} ACCOUNTS_SERVERS must be a dict of data-centre code -> accounts-server URL.",
+                hint='For example {"us": "https://accounts.zoho.com", "eu": "https://accounts.zoho.eu"}.',
+                id=f"{ID}.E001",
+            )
+        )
+        return messages
     provider = get_provider(slug)
     messages.extend(checks.Error(f"{where}: {problem}", id=f"{ID}.E006") for problem in provider.configuration_errors())
     messages.extend(
@@ -103,6 +165,15 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
         for key, url in provider.endpoint_urls().items()
         if not is_safe_endpoint(url)
     )
+    if scopes is not None and scopes_ok and isinstance(provider, BiginProvider) and not provider.reads_organisation:
+        messages.append(
+            checks.Warning(
+                f"{where} SCOPES lack ZohoBigin.org.READ (or ZohoBigin.org.ALL).",
+                hint="Without it the organisation cannot be read: the account is linked without an organisation "
+                "id, so two organisations of one user cannot be told apart. Add 'ZohoBigin.org.READ' to SCOPES.",
+                id=f"{ID}.W003",
+            )
+        )
     return messages
 
 

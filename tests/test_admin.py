@@ -411,6 +411,8 @@ def test_no_page_message_or_log_record_holds_a_secret(admin_client, accounts, fa
             CHANGELIST, {"action": "delete_selected", "_selected_action": [a.pk for a in accounts.all()]}
         ),
         admin_client.post(CHANGELIST, {"action": "revoke", "_selected_action": [a.pk for a in accounts.all()]}),
+        admin_client.get(reverse("admin:django_bigoauth_token_changelist")),
+        *(admin_client.get(token_url(account)) for account in accounts.all()),
     ]
     fake_provider.queue_reply(status=500, body="upstream broke", content_type="text/plain")
     _response, refresh_messages = run_action(admin_client, "refresh_now", accounts.all())
@@ -426,3 +428,110 @@ def test_no_page_message_or_log_record_holds_a_secret(admin_client, accounts, fa
         assert_no_secrets(text, secrets_seen)
     for text in record_texts(capture_everything.records):
         assert_no_secrets(text, secrets_seen)
+
+
+# -- the token admin: view only, masked ------------------------------------------------------------
+
+TOKEN_CHANGELIST = reverse("admin:django_bigoauth_token_changelist")
+
+
+def token_url(account, view="change"):
+    token_pk = Token.objects.filter(account=account).values_list("pk", flat=True).get()
+    return reverse(f"admin:django_bigoauth_token_{view}", args=[token_pk])
+
+
+def test_the_token_list_shows_each_token_masked_with_a_link_to_its_account(admin_client, accounts, fake_provider):
+    response = admin_client.get(TOKEN_CHANGELIST)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert len(response.context["cl"].result_list) == 4
+
+    token = Token.objects.get(account=accounts.maps)
+    maps = row_of(html, "Ann&#x27;s maps")
+    assert f'href="{change_url(accounts.maps)}"' in maps
+    assert "Biggerplate" in maps and "Bearer" in maps
+    assert re.search(r'class="bigoauth-stale"[^>]*>in \d+ seconds<', maps)
+    assert f">{mask(token.access_token)}<" in maps and f">{mask(token.refresh_token)}<" in maps
+    assert re.search(r'class="bigoauth-stale"[^>]*>expired 2\xa0hours ago<', row_of(html, "Old org"))
+    assert_no_secrets(html, every_secret(fake_provider))
+
+
+def test_the_token_list_costs_the_same_number_of_queries_for_four_rows_or_fourteen(
+    admin_client, accounts, make_account
+):
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(TOKEN_CHANGELIST).status_code == 200
+        return len(captured.captured_queries)
+
+    with_four = queries()
+    for index in range(10):
+        make_account("biggerplate", user=accounts.ann, external_id=f"extra-{index}", access_token=new_access_token())
+    assert queries() == with_four
+
+
+def test_a_token_can_be_looked_at_but_not_added_changed_or_deleted(admin_client, accounts, fake_provider):
+    token = Token.objects.get(account=accounts.site)
+    page = admin_client.get(token_url(accounts.site))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f">{mask(token.access_token)}<" in html and f'href="{change_url(accounts.site)}"' in html
+    assert 'name="_save"' not in html and "<textarea" not in html and 'name="access_token"' not in html
+    assert_no_secrets(html, every_secret(fake_provider))
+
+    assert admin_client.get(reverse("admin:django_bigoauth_token_add")).status_code == 403
+    post = admin_client.post(token_url(accounts.site), {"access_token": "typed-in", "token_type": "Evil"})
+    assert post.status_code == 403
+    assert admin_client.get(token_url(accounts.site, "delete")).status_code == 403
+    assert admin_client.post(token_url(accounts.site, "delete"), {"post": "yes"}).status_code == 403
+    listing = admin_client.get(TOKEN_CHANGELIST).content.decode()
+    assert 'value="delete_selected"' not in listing and reverse("admin:django_bigoauth_token_add") not in listing
+    admin_client.post(TOKEN_CHANGELIST, {"action": "delete_selected", "post": "yes", "_selected_action": [token.pk]})
+
+    after = Token.objects.get(pk=token.pk)
+    assert (after.access_token, after.token_type, after.generation) == (token.access_token, "Bearer", 0)
+
+
+def test_an_undecryptable_token_is_shown_as_such(admin_client, accounts, settings):
+    working_keys = settings.BIGOAUTH["ENCRYPTION_KEYS"]
+    use_keys(settings, Fernet.generate_key().decode())
+    Token.objects.filter(account=accounts.site).update(access_token="1000.access.written-under-a-lost-key")
+    use_keys(settings, *working_keys)
+
+    listing = admin_client.get(TOKEN_CHANGELIST)
+    assert listing.status_code == 200
+    site = row_of(listing.content.decode(), "Acme CRM")
+    assert "cannot be decrypted" in site and "1000…" in site  # the refresh token still reads
+    page = admin_client.get(token_url(accounts.site))
+    assert page.status_code == 200 and "cannot be decrypted" in page.content.decode()
+    history = admin_client.get(token_url(accounts.site, "history"))
+    assert history.status_code == 200
+
+
+def test_token_pages_are_refused_to_anyone_who_is_not_staff(client, accounts, django_user_model):
+    for who in (None, django_user_model.objects.create_user("visitor", password="pw")):
+        if who:
+            client.force_login(who)
+        for url in (TOKEN_CHANGELIST, token_url(accounts.site)):
+            response = client.get(url)
+            assert response.status_code == 302
+            assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_staff_need_the_view_token_permission(client, accounts, django_user_model):
+    client.force_login(staff_user(django_user_model, "view_linkedaccount"))
+    assert client.get(TOKEN_CHANGELIST).status_code == 403
+    client.force_login(staff_user(django_user_model, "view_linkedaccount", "view_token"))
+    assert client.get(TOKEN_CHANGELIST).status_code == 200
+    assert client.get(token_url(accounts.site)).status_code == 200
+
+
+def test_deleting_an_account_still_takes_its_token_along(client, accounts, django_user_model):
+    # The token admin allows no delete of its own; that must not block deleting the account.
+    client.force_login(staff_user(django_user_model, "view_linkedaccount", "delete_linkedaccount"))
+    delete_url = reverse("admin:django_bigoauth_linkedaccount_delete", args=[accounts.site.pk])
+    page = client.get(delete_url).content.decode()
+    assert "Yes, I’m sure" in page or "Yes, I'm sure" in page
+    assert client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert not LinkedAccount.objects.filter(pk=accounts.site.pk).exists()
+    assert not Token.objects.filter(account_id=accounts.site.pk).exists()

@@ -97,6 +97,31 @@ def test_real_providers_are_configured_from_their_credentials(monkeypatch):
     assert providers["bigin"] == {"CLIENT_ID": "1000.ABC", "CLIENT_SECRET": "bigin-secret", "DATA_CENTRE": "eu"}
 
 
+@pytest.mark.parametrize(
+    ("value", "expected_header"),
+    [
+        (None, "Bearer tok"),  # unset: the provider's default
+        ("", "tok"),  # empty: the bare token, as .env.example says
+        ("Token", "Token tok"),
+    ],
+)
+def test_biggerplate_auth_header_format_unset_empty_or_set(monkeypatch, settings, value, expected_header):
+    env = {"BIGGERPLATE_CLIENT_ID": "bp-id", "BIGGERPLATE_CLIENT_SECRET": "bp-secret"}
+    if value is not None:
+        env["BIGGERPLATE_AUTH_HEADER_FORMAT"] = value
+    settings.BIGOAUTH = load_settings(monkeypatch, **env)["BIGOAUTH"]
+    entry = settings.BIGOAUTH["PROVIDERS"]["biggerplate"]
+    assert ("AUTH_HEADER_FORMAT" in entry) is (value is not None)
+    assert get_provider("biggerplate").authorization_header("tok") == expected_header
+
+
+def test_an_empty_auth_header_format_in_the_env_file_means_the_bare_token(monkeypatch, settings, tmp_path):
+    env_file = tmp_path / "demo.env"
+    env_file.write_text("BIGGERPLATE_CLIENT_ID=bp-id\nBIGGERPLATE_CLIENT_SECRET=s\nBIGGERPLATE_AUTH_HEADER_FORMAT=\n")
+    settings.BIGOAUTH = load_settings(monkeypatch, env_file=str(env_file))["BIGOAUTH"]
+    assert get_provider("biggerplate").authorization_header("tok") == "tok"
+
+
 def test_a_provider_with_half_its_credentials_is_still_configured_so_check_can_name_the_gap(monkeypatch):
     conf = load_settings(monkeypatch, BIGIN_CLIENT_ID="1000.ABC")
     assert conf["BIGOAUTH"]["PROVIDERS"]["bigin"]["CLIENT_SECRET"] == ""

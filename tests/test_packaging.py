@@ -1,5 +1,8 @@
 """The sdist and the wheel ship what a site needs: templates, static files, migrations, licence."""
 
+import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
 import tarfile
@@ -22,7 +25,9 @@ def files_on_disk():
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    pytest.importorskip("build", reason="the 'build' package is in the dev extra")
+    # "build" is in the dev extra, which the suite needs: a missing build tool fails, never skips.
+    import build  # noqa: F401
+
     outdir = tmp_path_factory.mktemp("dist")
     result = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(ROOT)],
@@ -44,6 +49,13 @@ def test_wheel_contains_templates_static_migrations_and_licence(dist):
     assert expected - names == set()
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert not [name for name in names if name.startswith(("tests/", "example_project/"))]
+    (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+    requires = {
+        requirement_name(line.split(":", 1)[1])
+        for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
+    assert requires == install_requires()
 
 
 @pytest.mark.slow
@@ -53,3 +65,41 @@ def test_sdist_contains_readme_licence_and_package_data(dist):
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"README.md", "LICENSE", "setup.py", "MANIFEST.in"} <= names
     assert set(files_on_disk()) - names == set()
+
+
+def install_requires() -> set[str]:
+    """The distribution names ``setup.py`` declares in ``install_requires`` (read, not run)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    keywords = [node for node in ast.walk(tree) if isinstance(node, ast.keyword)]
+    (value,) = [keyword.value for keyword in keywords if keyword.arg == "install_requires"]
+    return {requirement_name(requirement) for requirement in ast.literal_eval(value)}
+
+
+def requirement_name(requirement: str) -> str:
+    """``"requests-oauthlib>=1.3"`` -> ``"requests-oauthlib"``, normalised as in PEP 503."""
+    return normalise(re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0])
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def imported_top_level_modules() -> set[str]:
+    """Every top-level module the package imports, at any depth of any of its files."""
+    names: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_third_party_module_the_package_imports_is_declared_in_install_requires():
+    third_party = imported_top_level_modules() - set(sys.stdlib_module_names) - {"django_bigoauth", "__future__"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {module: {normalise(name) for name in distributions.get(module, [module])} for module in third_party}
+    declared = install_requires()
+    assert {module for module, names in needed.items() if not names & declared} == set()
+    assert {"requests", "oauthlib", "requests-oauthlib", "cryptography", "django"} <= declared

@@ -38,6 +38,13 @@ class BiginProvider(Provider):
     invalid_grant_errors = frozenset({"invalid_grant", "invalid_code"})
     # Zoho's throttle reply: {"error": "Access Denied", ...}, with HTTP 200 or 400.
     throttle_errors = frozenset({"Access Denied", "slow_down", "temporarily_unavailable"})
+    #: scopes that let ``identity_path`` read the organisation (compared case-sensitively, as Zoho does)
+    org_read_scopes = frozenset({"ZohoBigin.org.READ", "ZohoBigin.org.ALL"})
+
+    @property
+    def reads_organisation(self) -> bool:
+        """Whether the scopes asked for let the organisation, the account's external id, be read."""
+        return not self.org_read_scopes.isdisjoint(self.scopes)
 
     # -- data centres ----------------------------------------------------------------
 

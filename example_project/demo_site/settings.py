@@ -132,7 +132,8 @@ def _real_provider(prefix: str, **extra: object) -> dict[str, object] | None:
         entry["SCOPES"] = scopes
     if redirect_uri := env.str(f"{prefix}_REDIRECT_URI", default=""):
         entry["REDIRECT_URI"] = redirect_uri
-    entry.update({key: value for key, value in extra.items() if value})
+    # None is "not set": the provider's default applies. "" is a value (a bare-token header).
+    entry.update({key: value for key, value in extra.items() if value is not None})
     return entry
 
 
@@ -147,11 +148,20 @@ if SANDBOX_ENABLED:
         "REVOKE_URL": f"{SANDBOX_BASE_URL}/sandbox/o/revoke_token/",
         "API_BASE_URL": f"{SANDBOX_BASE_URL}/sandbox/api",
     }
-if biggerplate := _real_provider(
-    "BIGGERPLATE", AUTH_HEADER_FORMAT=env.str("BIGGERPLATE_AUTH_HEADER_FORMAT", default="")
-):
+
+
+def _set_or_none(name: str) -> str | None:
+    """The variable's value, "" included; None only when it is not set at all.
+
+    (``env.str(name, default=None)`` cannot tell the two apart: it turns "" into None.)
+    """
+    return env.str(name) if name in env.ENVIRON else None
+
+
+# Unset: "Bearer", the provider's default. Set but empty: the bare token.
+if biggerplate := _real_provider("BIGGERPLATE", AUTH_HEADER_FORMAT=_set_or_none("BIGGERPLATE_AUTH_HEADER_FORMAT")):
     PROVIDERS["biggerplate"] = biggerplate
-if bigin := _real_provider("BIGIN", DATA_CENTRE=env.str("BIGIN_DATA_CENTRE", default="us")):
+if bigin := _real_provider("BIGIN", DATA_CENTRE=env.str("BIGIN_DATA_CENTRE", default="") or "us"):
     PROVIDERS["bigin"] = bigin
 
 BIGOAUTH = {
