@@ -53,12 +53,17 @@ def link_with_code(
 
 
 def identify(provider: Provider, reply: TokenReply) -> Identity | None:
-    """Who the new token belongs to; best effort, since a missing scope must not block linking."""
+    """Who the new token belongs to; ``None`` when the provider's answer names nobody.
+
+    A provider that cannot be asked right now (timeout, no connection, 5xx, 429) fails the
+    link: guessing would store a re-linked account a second time, or one organisation's token
+    in another's account. The code is used up by then, so the user connects again.
+    """
     try:
         return client.fetch_identity(provider, reply.access_token, api_domain=reply.api_domain)
     except ProviderError as exc:
-        logger.warning("Could not tell whose %s token this is: %s", provider.slug, exc)
-        return None
+        logger.warning("Could not tell whose %s token this is, so nothing was linked: %s", provider.slug, exc)
+        raise
 
 
 def store_account(
@@ -72,8 +77,12 @@ def store_account(
 ) -> tuple[LinkedAccount, bool]:
     """Create or update the account and its token together; re-linking updates, never duplicates.
 
-    Raises ``ProviderError`` before anything is written when the provider's values cannot be
-    stored as they are (too long, an API domain that is not HTTPS).
+    Accounts are told apart by provider, owner and external id. With ``identity=None`` (the
+    provider named nobody) the account is stored under an empty external id, but only when
+    the owner has no account with that provider whose external id is known: the token could
+    be any of theirs, so storing it would either duplicate one or put another organisation's
+    token into it. Then, as when the provider's values cannot be stored as they are (too long,
+    an API domain that is not HTTPS), ``ProviderError`` is raised and nothing is written.
     """
     user_id = getattr(user, "pk", None)
     external_id = _fitting("external_id", identity.external_id if identity else "")
@@ -102,6 +111,8 @@ def store_account(
     if reply.refresh_token:
         token_values["refresh_token"] = reply.refresh_token
     with transaction.atomic():
+        if not external_id:
+            _refuse_if_identified_accounts_exist(provider, user_id)
         account, created = LinkedAccount.objects.select_for_update().get_or_create(
             provider=provider.slug, user_id=user_id, external_id=external_id, defaults=fields
         )
@@ -128,6 +139,23 @@ def store_account(
     logger.info("%s account %s (%s)", "Linked" if created else "Re-linked", account.pk, provider.slug)
     signals.account_linked.send(sender=LinkedAccount, account=account, created=created)
     return account, created
+
+
+def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> None:
+    """An unidentified token must not land beside, or in, accounts whose owner is known."""
+    identified = LinkedAccount.objects.filter(provider=provider.slug, user_id=user_id).exclude(external_id="")
+    if identified.exists():
+        logger.warning(
+            "%s did not say whose token this is, and %s has %s accounts whose owner is known; "
+            "nothing was linked, since the token could belong to any of them",
+            provider.slug,
+            f"user {user_id}" if user_id is not None else "the site",
+            provider.slug,
+        )
+        raise ProviderError(
+            f"{provider.display_name} did not say whose token this is, and the owner already has "
+            f"{provider.display_name} accounts it could belong to."
+        )
 
 
 def _fitting(name: str, value: str, *, model: type = LinkedAccount, cut: bool = False) -> str:

@@ -416,6 +416,64 @@ def test_two_organisations_of_one_user_are_two_accounts(signed_in, fake_provider
     assert Token.objects.count() == 2
 
 
+# -- whose token it is ---------------------------------------------------------------------------------
+
+
+def test_identity_endpoint_timing_out_is_504_and_nothing_stored(signed_in, fake_provider, settings):
+    configure(settings, HTTP_TIMEOUT=0.2)
+    fake_provider.queue_reply(200, {"org": [{"id": "org-1"}]}, delay=0.6, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 504
+    assert "nothing was linked" in response.content.decode()
+    assert "Connect Bigin again" in response.content.decode()
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_identity_endpoint_down_is_502_and_a_relink_keeps_the_one_account(signed_in, fake_provider, status):
+    assert come_back(signed_in, fake_provider).status_code == 302
+    before = Token.objects.values_list("generation", "expires_at").get()
+    fake_provider.queue_reply(status, "unavailable", "text/plain", path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert "nothing was linked" in response.content.decode()
+    assert list(LinkedAccount.objects.values_list("external_id", flat=True)) == ["org-1"]
+    assert Token.objects.values_list("generation", "expires_at").get() == before
+
+
+def test_identity_without_the_org_scope_links_without_an_organisation(signed_in, alice, fake_provider):
+    fake_provider.queue_reply(401, {"code": "OAUTH_SCOPE_MISMATCH"}, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    account = LinkedAccount.objects.get()
+    assert (account.user, account.external_id, account.label) == (alice, "", "Bigin")
+
+
+def test_a_second_organisation_without_the_org_scope_does_not_take_over_the_first(signed_in, fake_provider):
+    assert come_back(signed_in, fake_provider).status_code == 302
+    fake_provider.queue_reply(401, {"code": "OAUTH_SCOPE_MISMATCH"}, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert list(LinkedAccount.objects.values_list("external_id", flat=True)) == ["org-1"]
+    assert Token.objects.get().generation == 1
+
+
+def test_a_custom_provider_whose_parse_identity_raises_still_links(signed_in, fake_provider, settings):
+    config = json.loads(json.dumps(settings.BIGOAUTH))
+    config["PROVIDERS"]["acme"] = {
+        "CLASS": "tests.test_linking.AcmeProvider",
+        "CLIENT_ID": "acme-client",
+        "CLIENT_SECRET": "acme-secret-value",
+        "AUTHORIZE_URL": f"{fake_provider.url}/oauth/auth",
+        "TOKEN_URL": f"{fake_provider.url}/oauth/token",
+        "API_BASE_URL": fake_provider.url,
+    }
+    settings.BIGOAUTH = config
+    response = come_back(signed_in, fake_provider, "acme")
+    assert response.status_code == 302
+    assert LinkedAccount.objects.values_list("provider", "external_id").get() == ("acme", "")
+
+
 # -- site-level accounts ---------------------------------------------------------------------------------
 
 
