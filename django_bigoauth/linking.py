@@ -8,6 +8,7 @@ together in one, so a failure never leaves half an account.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.db import transaction
@@ -22,6 +23,10 @@ from .netloc import is_safe_endpoint
 from .providers import CallbackContext, Identity, Provider, TokenReply
 
 logger = logging.getLogger("django_bigoauth")
+
+#: What a token may hold (RFC 6749 appendix A: VSCHAR, printable ASCII); anything else could
+#: not be sent in an Authorization header or a form body later.
+_TOKEN = re.compile(r"[\x20-\x7e]+")
 
 
 @sensitive_variables()
@@ -45,6 +50,11 @@ def link_with_code(
             code_verifier=code_verifier,
             accounts_server=context.accounts_server,
         )
+    except ProviderError as exc:
+        logger.warning("Linking a %s account failed: %s", provider.slug, exc)
+        raise
+    try:
+        _reply_values(provider, reply)  # refused before the token is sent to the identity endpoint
     except ProviderError as exc:
         logger.warning("Linking a %s account failed: %s", provider.slug, exc)
         raise
@@ -81,35 +91,25 @@ def store_account(
     provider named nobody) the account is stored under an empty external id, but only when
     the owner has no account with that provider whose external id is known: the token could
     be any of theirs, so storing it would either duplicate one or put another organisation's
-    token into it. Then, as when the provider's values cannot be stored as they are (too long,
-    an API domain that is not HTTPS), ``ProviderError`` is raised and nothing is written.
+    token into it. Then, as when the provider's values cannot be stored as they are (an id
+    too long or holding NUL, which PostgreSQL refuses; an API domain that is not HTTPS; a
+    token that is not printable ASCII), ``ProviderError`` is raised and nothing is written.
+    Free text (label, scope) loses what cannot be stored instead.
     """
     user_id = getattr(user, "pk", None)
-    external_id = _fitting("external_id", identity.external_id if identity else "")
+    external_id = _exact("external_id", identity.external_id if identity else "")
+    reply_fields, token_values = _reply_values(provider, reply)
     fields = {
-        "label": _fitting("label", label or (identity.label if identity else "") or provider.display_name, cut=True),
+        "label": _free_text(label or (identity.label if identity else "") or provider.display_name, field="label"),
         "status": LinkedAccount.Status.ACTIVE,
-        "scopes": reply.scope or provider.scope_string,
+        **reply_fields,
     }
     if context.accounts_server:
-        fields["accounts_server"] = _fitting("accounts_server", context.accounts_server)
+        fields["accounts_server"] = _exact("accounts_server", context.accounts_server)
     if context.data_centre:
-        fields["data_centre"] = _fitting("data_centre", context.data_centre)
-    if reply.api_domain:
-        if not is_safe_endpoint(reply.api_domain):
-            raise ProviderError(f"{provider.display_name}'s token reply names an API domain that is not HTTPS.")
-        fields["api_domain"] = _fitting("api_domain", reply.api_domain)
+        fields["data_centre"] = _exact("data_centre", context.data_centre)
     now = timezone.now()
-    token_values = {
-        "access_token": reply.access_token,
-        "token_type": _fitting("token_type", reply.token_type, model=Token),
-        "expires_at": reply.expires_at,
-        "scope": reply.scope,
-        "refreshed_at": now,
-    }
-    # Zoho issues a refresh token on first consent only: keep the one we have.
-    if reply.refresh_token:
-        token_values["refresh_token"] = reply.refresh_token
+    token_values["refreshed_at"] = now
     with transaction.atomic():
         if not external_id:
             _refuse_if_identified_accounts_exist(provider, user_id)
@@ -158,15 +158,69 @@ def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> No
         )
 
 
-def _fitting(name: str, value: str, *, model: type = LinkedAccount, cut: bool = False) -> str:
-    """``value`` if it fits the column; a label is shortened, anything else refused.
+def _reply_values(provider: Provider, reply: TokenReply) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The token reply as account fields and token fields; ``ProviderError`` if it cannot be stored."""
+    name = provider.display_name
+    for what, token in (("access token", reply.access_token), ("refresh token", reply.refresh_token)):
+        if token is not None and not _TOKEN.fullmatch(token):
+            raise ProviderError(f"{name}'s {what} holds characters a token cannot have.")
+    scope = _free_text(reply.scope)
+    account_fields: dict[str, Any] = {"scopes": scope or provider.scope_string}
+    if reply.api_domain:
+        api_domain = _exact("api_domain", reply.api_domain)
+        if not _is_https(api_domain):
+            raise ProviderError(f"{name}'s token reply names an API domain that is not HTTPS.")
+        account_fields["api_domain"] = api_domain
+    token_values: dict[str, Any] = {
+        "access_token": reply.access_token,
+        "token_type": _exact("token_type", reply.token_type, model=Token),
+        "expires_at": reply.expires_at,
+        "scope": scope,
+    }
+    # Zoho issues a refresh token on first consent only: keep the one we have.
+    if reply.refresh_token:
+        token_values["refresh_token"] = reply.refresh_token
+    return account_fields, token_values
 
-    An over-long value from a provider would otherwise fail inside the transaction
-    (PostgreSQL enforces ``max_length``), and an id cut short could name another account.
+
+def _is_https(url: str) -> bool:
+    try:
+        return is_safe_endpoint(url)
+    except ValueError:  # not a URL at all ("https://[::1")
+        return False
+
+
+def _exact(name: str, value: str, *, model: type = LinkedAccount) -> str:
+    """``value`` if the column can hold it as it is; otherwise ``ProviderError``.
+
+    For ids and URLs, where a changed value would name something else. Checked before the
+    transaction: PostgreSQL refuses NUL in text (``DataError``), no database driver takes a
+    lone surrogate, and an over-long value fails on PostgreSQL (``max_length``) or, cut
+    short, could name another account.
     """
+    label = name.replace("_", " ")
+    if "\x00" in value or not _encodable(value):
+        raise ProviderError(f"The provider's {label} holds characters that cannot be stored.")
     limit = model._meta.get_field(name).max_length
-    if limit is None or len(value) <= limit:
-        return value
-    if cut:
-        return value[: limit - 1] + "…"
-    raise ProviderError(f"The provider's {name.replace('_', ' ')} is longer than {limit} characters.")
+    if limit is not None and len(value) > limit:
+        raise ProviderError(f"The provider's {label} is longer than {limit} characters.")
+    return value
+
+
+def _free_text(value: str, *, field: str = "") -> str:
+    """``value`` without what cannot be stored (NUL; a lone surrogate becomes "?"), shortened to fit ``field``."""
+    value = value.replace("\x00", "")
+    if not _encodable(value):
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    limit = LinkedAccount._meta.get_field(field).max_length if field else None
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -155,6 +155,55 @@ def test_values_that_cannot_be_stored_as_they_are_refuse_the_link(kwargs):
     assert LinkedAccount.objects.count() == 0 and Token.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"identity": Identity("org\x00-1")},
+        {"identity": Identity("org-\ud800")},
+        {"token_reply": reply(api_domain="https://www.zohoapis.com\x00.evil.example")},
+        {"token_reply": reply(token_type="Bea\x00rer")},
+        {"token_reply": reply(token_type="Bearer\udfff")},
+        {"token_reply": reply(access="1000.access.\x00")},
+        {"token_reply": reply(access="1000.access.\u4e2d")},
+        {"token_reply": reply(refresh="1000.refresh.\x00")},
+        {"token_reply": reply(refresh="1000.refresh.\n")},
+        {"context": CallbackContext(data_centre="u\x00s")},
+    ],
+    ids=[
+        "nul-in-external-id",
+        "lone-surrogate-in-external-id",
+        "nul-in-api-domain",
+        "nul-in-token-type",
+        "lone-surrogate-in-token-type",
+        "nul-in-access-token",
+        "non-ascii-access-token",
+        "nul-in-refresh-token",
+        "newline-in-refresh-token",
+        "nul-in-data-centre",
+    ],
+)
+def test_values_a_database_cannot_store_or_http_cannot_send_refuse_the_link(kwargs):
+    # PostgreSQL refuses NUL in text ("DataError"), no database takes a lone surrogate, and a
+    # token is printable ASCII (RFC 6749, VSCHAR): each would be a 500 or a dead account.
+    kwargs.setdefault("token_reply", reply())
+    with pytest.raises(ProviderError):
+        store(**kwargs)
+    assert LinkedAccount.objects.count() == 0 and Token.objects.count() == 0
+
+
+def test_nul_and_lone_surrogates_are_dropped_from_free_text():
+    account, _ = store(
+        reply(scope="ZohoBigin.modules.ALL,\x00ZohoBigin.org.READ\ud800"),
+        identity=Identity("org-1", "Acme\x00 Ltd\udc80"),
+    )
+    account.refresh_from_db()
+    assert account.label == "Acme Ltd?"
+    assert account.scopes == account.token.scope == "ZohoBigin.modules.ALL,ZohoBigin.org.READ?"
+    named, _ = store(reply(), identity=Identity("org-2"), label="Sales\x00 CRM")
+    named.refresh_from_db()
+    assert named.label == "Sales CRM"
+
+
 def test_an_overlong_label_is_shortened():
     account, _ = store(reply(), identity=Identity("org-1", "L" * 400))
     account.refresh_from_db()

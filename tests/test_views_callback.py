@@ -474,6 +474,59 @@ def test_a_custom_provider_whose_parse_identity_raises_still_links(signed_in, fa
     assert LinkedAccount.objects.values_list("provider", "external_id").get() == ("acme", "")
 
 
+# -- values a database cannot store -------------------------------------------------------------------
+# PostgreSQL refuses NUL in text columns: an id or an API domain with one is refused (502),
+# free text (scope, label) loses it. Run on PostgreSQL too (DATABASE_URL).
+
+
+def _bigin_token_reply(fake, **fields):
+    access = "1000.access.canned"
+    with fake.lock:
+        fake.live_access_tokens.add(access)
+    reply = {"access_token": access, "refresh_token": "1000.refresh.canned", "expires_in": 3600, "api_domain": fake.url}
+    fake.queue_reply(200, {**reply, **fields})
+
+
+@pytest.mark.parametrize(
+    ("token_fields", "org"),
+    [
+        ({"token_type": "Bea\x00rer"}, None),
+        ({"api_domain": "NUL"}, None),
+        ({}, {"id": "org\x00-1", "company_name": "Acme Ltd"}),
+        ({}, {"id": "org-\ud800", "company_name": "Acme Ltd"}),
+    ],
+    ids=["token-type", "api-domain", "org-id", "org-id-lone-surrogate"],
+)
+def test_an_id_the_database_cannot_store_is_502_and_nothing_stored(signed_in, fake_provider, token_fields, org):
+    if token_fields.get("api_domain") == "NUL":
+        token_fields["api_domain"] = fake_provider.url + "\x00"
+    _bigin_token_reply(fake_provider, **token_fields)
+    if org:
+        fake_provider.queue_reply(200, {"org": [org]}, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert "nothing was linked" in response.content.decode()
+    assert nothing_stored()
+    if not org:
+        assert fake_provider.calls("/org") == []  # the token went nowhere the reply could not be stored for
+
+
+def test_nul_in_free_text_from_the_provider_is_dropped(signed_in, fake_provider):
+    _bigin_token_reply(fake_provider, scope="ZohoBigin.modules.ALL\x00", token_type="Bearer")
+    fake_provider.queue_reply(200, {"org": [{"id": "org-1", "company_name": "Acme\x00 Ltd"}]}, path_suffix="/org")
+    assert come_back(signed_in, fake_provider).status_code == 302
+    account = LinkedAccount.objects.get()
+    assert (account.external_id, account.label, account.scopes) == ("org-1", "Acme Ltd", "ZohoBigin.modules.ALL")
+    assert account.token.scope == "ZohoBigin.modules.ALL"
+
+
+def test_nul_in_a_biggerplate_user_name_is_dropped(signed_in, fake_provider):
+    _biggerplate_reply(fake_provider, expires_in=3600)
+    fake_provider.queue_reply(200, {"Id": 42, "UserName": "ada\x00"}, path_suffix="/users/me")
+    assert come_back(signed_in, fake_provider, "biggerplate").status_code == 302
+    assert LinkedAccount.objects.values_list("external_id", "label").get() == ("42", "ada")
+
+
 # -- site-level accounts ---------------------------------------------------------------------------------
 
 
