@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -110,12 +110,11 @@ def store_account(
         fields["data_centre"] = _exact("data_centre", context.data_centre)
     now = timezone.now()
     token_values["refreshed_at"] = now
+    lookup = {"provider": provider.slug, "user_id": user_id, "external_id": external_id}
     with transaction.atomic():
         if not external_id:
             _refuse_if_identified_accounts_exist(provider, user_id)
-        account, created = LinkedAccount.objects.select_for_update().get_or_create(
-            provider=provider.slug, user_id=user_id, external_id=external_id, defaults=fields
-        )
+        account, created = _lock_or_create(lookup, fields)
         if not created:
             if label == "" and account.label:
                 fields.pop("label")  # keep a label the owner chose
@@ -139,6 +138,38 @@ def store_account(
     logger.info("%s account %s (%s)", "Linked" if created else "Re-linked", account.pk, provider.slug)
     signals.account_linked.send(sender=LinkedAccount, account=account, created=created)
     return account, created
+
+
+def _lock_or_create(lookup: dict[str, Any], fields: dict[str, Any]) -> tuple[LinkedAccount, bool]:
+    """The account of ``lookup``, row-locked, or a new one; ``(account, created)``.
+
+    Locks are taken in the order of every other writer: the token row first, then the
+    account row. A refresh locks the token and may then mark the account as needing
+    re-authorisation; a revoke deletes the token, then updates the account. Locking the
+    account first would deadlock with either on PostgreSQL.
+    """
+    account = _lock_existing(lookup)
+    if account is not None:
+        return account, False
+    try:
+        with transaction.atomic():  # a savepoint: a lost race must not spoil the transaction
+            return LinkedAccount.objects.create(**lookup, **fields), True
+    except IntegrityError:
+        # Linked by another request at this very moment (it waited for that one to commit).
+        account = _lock_existing(lookup)
+        if account is None:
+            raise
+        return account, False
+
+
+def _lock_existing(lookup: dict[str, Any]) -> LinkedAccount | None:
+    account_pk = LinkedAccount.objects.filter(**lookup).values_list("pk", flat=True).first()
+    if account_pk is None:
+        return None
+    # values_list: the lock is all that is wanted, not the (encrypted) token.
+    list(Token.objects.select_for_update().filter(account_id=account_pk).values_list("pk", flat=True))
+    # None if the account was deleted meanwhile: then it is created anew.
+    return LinkedAccount.objects.select_for_update().filter(pk=account_pk).first()
 
 
 def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> None:
