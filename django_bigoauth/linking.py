@@ -11,13 +11,13 @@ import logging
 import re
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import client, signals
-from .exceptions import ProviderError
+from .exceptions import AccountNotStored, ProviderError
 from .models import LinkedAccount, Token
 from .netloc import is_safe_endpoint
 from .providers import CallbackContext, Identity, Provider, TokenReply
@@ -94,7 +94,8 @@ def store_account(
     token into it. Then, as when the provider's values cannot be stored as they are (an id
     too long or holding NUL, which PostgreSQL refuses; an API domain that is not HTTPS; a
     token that is not printable ASCII), ``ProviderError`` is raised and nothing is written.
-    Free text (label, scope) loses what cannot be stored instead.
+    Free text (label, scope) loses what cannot be stored instead. A database error rolls the
+    whole write back and is raised as ``AccountNotStored``.
     """
     user_id = getattr(user, "pk", None)
     external_id = _exact("external_id", identity.external_id if identity else "")
@@ -108,26 +109,17 @@ def store_account(
         fields["accounts_server"] = _exact("accounts_server", context.accounts_server)
     if context.data_centre:
         fields["data_centre"] = _exact("data_centre", context.data_centre)
-    now = timezone.now()
-    token_values["refreshed_at"] = now
+    token_values["refreshed_at"] = timezone.now()
     lookup = {"provider": provider.slug, "user_id": user_id, "external_id": external_id}
-    with transaction.atomic():
-        if not external_id:
-            _refuse_if_identified_accounts_exist(provider, user_id)
-        account, created = _lock_or_create(lookup, fields)
-        if not created:
-            if label == "" and account.label:
-                fields.pop("label")  # keep a label the owner chose
-            for name, value in fields.items():
-                setattr(account, name, value)
-            account.save()
-        # Written without reading the old token first: one that no longer decrypts (a key
-        # was removed) must not stop the owner from linking the account again.
-        updated = Token.objects.filter(account=account).update(
-            generation=F("generation") + 1, updated_at=now, **token_values
-        )
-        if not updated:
-            Token.objects.create(account=account, generation=1, **token_values)
+    try:
+        account, created = _write(provider, lookup, fields, token_values, keep_label=not label)
+    except DatabaseError as exc:
+        # Rolled back as a whole, so nothing is half-written. The exception text may quote
+        # stored values: only its type is logged.
+        logger.error("Storing a linked %s account failed (%s); nothing was stored", provider.slug, type(exc).__name__)
+        raise AccountNotStored(
+            f"The {provider.display_name} account could not be saved ({type(exc).__name__}); nothing was stored."
+        ) from exc
     if not reply.refresh_token and not Token.objects.filter(account=account).exclude(refresh_token="").exists():
         logger.warning(
             "Account %s (%s) was linked without a refresh token; it will need linking again "
@@ -137,6 +129,35 @@ def store_account(
         )
     logger.info("%s account %s (%s)", "Linked" if created else "Re-linked", account.pk, provider.slug)
     signals.account_linked.send(sender=LinkedAccount, account=account, created=created)
+    return account, created
+
+
+def _write(
+    provider: Provider,
+    lookup: dict[str, Any],
+    fields: dict[str, Any],
+    token_values: dict[str, Any],
+    *,
+    keep_label: bool,
+) -> tuple[LinkedAccount, bool]:
+    """The account and its token, in one transaction: both are written or neither is."""
+    with transaction.atomic():
+        if not lookup["external_id"]:
+            _refuse_if_identified_accounts_exist(provider, lookup["user_id"])
+        account, created = _lock_or_create(lookup, fields)
+        if not created:
+            if keep_label and account.label:
+                fields = {name: value for name, value in fields.items() if name != "label"}  # the owner's choice
+            for name, value in fields.items():
+                setattr(account, name, value)
+            account.save()
+        # Written without reading the old token first: one that no longer decrypts (a key
+        # was removed) must not stop the owner from linking the account again.
+        updated = Token.objects.filter(account=account).update(
+            generation=F("generation") + 1, updated_at=token_values["refreshed_at"], **token_values
+        )
+        if not updated:
+            Token.objects.create(account=account, generation=1, **token_values)
     return account, created
 
 

@@ -7,11 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
+from django.db.models.query import QuerySet
 from django.utils import timezone
 
 from django_bigoauth import signals
-from django_bigoauth.exceptions import InvalidGrant, ProviderError, ProviderTimeout, ProviderUnavailable
+from django_bigoauth.exceptions import (
+    AccountNotStored,
+    InvalidGrant,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from django_bigoauth.linking import link_with_code, store_account
 from django_bigoauth.models import LinkedAccount, Token
 from django_bigoauth.providers import CallbackContext, Identity, Provider, TokenReply, get_provider
@@ -70,6 +77,41 @@ def test_relinking_updates_the_same_account_and_bumps_the_generation():
     assert LinkedAccount.objects.count() == 1 and Token.objects.count() == 1
     token = Token.objects.get()
     assert (token.access_token, token.refresh_token, token.generation) == ("1000.access.two", "1000.refresh.two", 2)
+
+
+def make_token_writes_fail(monkeypatch):
+    """From now on every write of a token row fails (a full disk, say); account rows still save."""
+    update = QuerySet.update
+
+    def failing_update(queryset, **kwargs):
+        if queryset.model is Token:
+            raise DatabaseError("could not extend file: No space left on device")
+        return update(queryset, **kwargs)
+
+    def failing_save(token, *args, **kwargs):
+        raise DatabaseError("could not extend file: No space left on device")
+
+    monkeypatch.setattr(QuerySet, "update", failing_update)
+    monkeypatch.setattr(Token, "save", failing_save)
+
+
+def test_a_token_that_cannot_be_written_leaves_no_account_behind(monkeypatch):
+    make_token_writes_fail(monkeypatch)
+    with pytest.raises(AccountNotStored):
+        store(reply())
+    assert LinkedAccount.objects.count() == 0 and Token.objects.count() == 0
+
+
+def test_a_token_that_cannot_be_written_leaves_a_relinked_account_as_it_was(monkeypatch, make_account):
+    account = make_account(
+        external_id="org-1", status=LinkedAccount.Status.NEEDS_REAUTH, api_domain="https://old.example"
+    )
+    before = LinkedAccount.objects.values().get(), raw_token_row(account)
+    make_token_writes_fail(monkeypatch)
+    with pytest.raises(AccountNotStored):
+        store(reply(api_domain="https://www.zohoapis.eu"))
+    # Not "active" with the old, refused token: the account row was rolled back with the token.
+    assert (LinkedAccount.objects.values().get(), raw_token_row(account)) == before
 
 
 def test_relinking_without_a_refresh_token_keeps_the_old_one():

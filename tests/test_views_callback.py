@@ -474,6 +474,17 @@ def test_a_custom_provider_whose_parse_identity_raises_still_links(signed_in, fa
     assert LinkedAccount.objects.values_list("provider", "external_id").get() == ("acme", "")
 
 
+def test_a_database_failure_while_storing_is_a_503_page_and_nothing_stored(signed_in, fake_provider, monkeypatch):
+    from tests.test_linking import make_token_writes_fail
+
+    make_token_writes_fail(monkeypatch)
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 503
+    assert "nothing was linked" in response.content.decode()
+    assert "Connect Bigin again" in response.content.decode()
+    assert nothing_stored()
+
+
 # -- values a database cannot store -------------------------------------------------------------------
 # PostgreSQL refuses NUL in text columns: an id or an API domain with one is refused (502),
 # free text (scope, label) loses it. Run on PostgreSQL too (DATABASE_URL).
