@@ -409,6 +409,15 @@ def test_biggerplate_expires_alone_is_read_as_unix_time(signed_in, fake_provider
     assert Token.objects.get().expires_at == datetime.fromtimestamp(expires, tz=dt_timezone.utc)
 
 
+@pytest.mark.parametrize("expires", [1e18, 10**30, -1e300])
+def test_biggerplate_expires_beyond_any_date_is_502(signed_in, fake_provider, expires):
+    # Found by the fuzz test: datetime.fromtimestamp raises OSError or OverflowError here.
+    _biggerplate_reply(fake_provider, expires=expires)
+    response = come_back(signed_in, fake_provider, "biggerplate")
+    assert response.status_code == 502
+    assert nothing_stored()
+
+
 def test_next_on_this_site_is_honoured(signed_in, fake_provider):
     authorised = start(signed_in, "bigin", next="/dashboard/?tab=crm")
     response = come_back(signed_in, fake_provider, authorised=authorised)
