@@ -74,6 +74,7 @@ def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None
         raise ProviderError(f"{name} did not confirm the revocation.", status=status)
 
 
+@sensitive_variables()
 def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "") -> Identity | None:
     """Ask the provider's API who the token belongs to; ``None`` when its answer names nobody.
 

@@ -62,6 +62,7 @@ def link_with_code(
     return store_account(provider, reply, user=user, context=context, identity=identity, label=label)
 
 
+@sensitive_variables()
 def identify(provider: Provider, reply: TokenReply) -> Identity | None:
     """Who the new token belongs to; ``None`` when the provider's answer names nobody.
 
@@ -76,6 +77,7 @@ def identify(provider: Provider, reply: TokenReply) -> Identity | None:
         raise
 
 
+@sensitive_variables()
 def store_account(
     provider: Provider,
     reply: TokenReply,
@@ -132,6 +134,7 @@ def store_account(
     return account, created
 
 
+@sensitive_variables()
 def _write(
     provider: Provider,
     lookup: dict[str, Any],
@@ -210,6 +213,7 @@ def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> No
         )
 
 
+@sensitive_variables()
 def _reply_values(provider: Provider, reply: TokenReply) -> tuple[dict[str, Any], dict[str, Any]]:
     """The token reply as account fields and token fields; ``ProviderError`` if it cannot be stored."""
     name = provider.display_name

@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -409,3 +410,43 @@ def test_the_readme_provider_example_reads_its_reply_defensively():
     assert provider.parse_identity({"id": 7, "name": "Ada"}) == Identity("7", "Ada")
     for odd in ({}, {"id": ""}, {"name": "no id"}, [], None, "text", json.loads('{"id": null}')):
         assert provider.parse_identity(odd) is None
+
+
+# -- error reports (the DEBUG page, AdminEmailHandler) of the new failures show no token -----------
+# link_with_code masks every frame it calls; store_account and fetch_identity are public and
+# are also called on their own (the example project, a site's own code).
+
+
+def _report_of(function, *args, **kwargs) -> str:
+    """The error report of ``function(*args, **kwargs)``, from its own frame down."""
+    import sys
+
+    from django_bigoauth.exceptions import BigOAuthError
+    from tests.test_no_secrets import error_report
+
+    try:
+        function(*args, **kwargs)
+    except BigOAuthError:
+        return error_report(sys.exc_info())  # (drops this frame: its locals hold the arguments)
+    raise AssertionError("no BigOAuthError")
+
+
+def test_an_error_report_of_an_identity_endpoint_that_is_down_shows_no_token(fake_provider):
+    from django_bigoauth import client
+    from tests.test_no_secrets import assert_no_secrets
+
+    access = "1000.access." + secrets.token_hex(8)
+    fake_provider.queue_reply(503, "down", "text/plain", path_suffix="/org")
+    report = _report_of(client.fetch_identity, get_provider("bigin"), access, api_domain=fake_provider.url)
+    assert "ProviderUnavailable" in report and "********" in report
+    assert_no_secrets(report, [access])
+
+
+def test_an_error_report_of_a_failed_database_write_shows_no_token(monkeypatch):
+    from tests.test_no_secrets import assert_no_secrets
+
+    make_token_writes_fail(monkeypatch)
+    access, refresh = "1000.access." + secrets.token_hex(8), "1000.refresh." + secrets.token_hex(8)
+    report = _report_of(store, reply(access=access, refresh=refresh))
+    assert "AccountNotStored" in report and "********" in report
+    assert_no_secrets(report, [access, refresh])
