@@ -59,7 +59,11 @@ def link_with_code(
         logger.warning("Linking a %s account failed: %s", provider.slug, exc)
         raise
     identity = identify(provider, reply)
-    return store_account(provider, reply, user=user, context=context, identity=identity, label=label)
+    try:
+        return store_account(provider, reply, user=user, context=context, identity=identity, label=label)
+    except ProviderError as exc:
+        logger.warning("Linking a %s account failed: %s", provider.slug, exc)
+        raise
 
 
 @sensitive_variables()
@@ -200,16 +204,10 @@ def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> No
     """An unidentified token must not land beside, or in, accounts whose owner is known."""
     identified = LinkedAccount.objects.filter(provider=provider.slug, user_id=user_id).exclude(external_id="")
     if identified.exists():
-        logger.warning(
-            "%s did not say whose token this is, and %s has %s accounts whose owner is known; "
-            "nothing was linked, since the token could belong to any of them",
-            provider.slug,
-            f"user {user_id}" if user_id is not None else "the site",
-            provider.slug,
-        )
+        owner = "the site" if user_id is None else f"user {user_id}"
         raise ProviderError(
-            f"{provider.display_name} did not say whose token this is, and the owner already has "
-            f"{provider.display_name} accounts it could belong to."
+            f"{provider.display_name} did not say whose token this is, and {owner} already has "
+            f"{provider.display_name} accounts with a known owner that it could belong to."
         )
 
 

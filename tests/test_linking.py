@@ -341,7 +341,7 @@ def test_an_unidentified_account_is_relinked_in_place(fake_provider):
     assert Token.objects.get().generation == 2
 
 
-def test_an_unidentified_token_never_replaces_or_duplicates_an_identified_account(fake_provider, alice):
+def test_an_unidentified_token_never_replaces_or_duplicates_an_identified_account(fake_provider, alice, caplog):
     # Alice linked org-1 while the org scope was granted; now the provider names nobody. The
     # token may be org-1's (a second account would be a duplicate) or another organisation's
     # (merging would hand org-1's account another organisation's token): nothing is stored.
@@ -352,6 +352,7 @@ def test_an_unidentified_token_never_replaces_or_duplicates_an_identified_accoun
         link(fake_provider, user=alice)
     assert list(LinkedAccount.objects.values_list("external_id", flat=True)) == ["org-1"]
     assert raw_token_row(account) == before
+    assert any(f"did not say whose token this is, and user {alice.pk}" in text for text in warnings_of(caplog))
 
 
 def test_the_unidentified_rule_looks_at_the_same_owner_only(fake_provider, alice):
