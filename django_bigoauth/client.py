@@ -74,13 +74,26 @@ def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None
         raise ProviderError(f"{name} did not confirm the revocation.", status=status)
 
 
+@sensitive_variables()
 def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "") -> Identity | None:
-    """Ask the provider's API who the token belongs to; ``None`` when it cannot tell."""
+    """Ask the provider's API who the token belongs to; ``None`` when its answer names nobody.
+
+    Two kinds of failure, because they mean different things to the caller (``linking``):
+
+    * the provider could not be asked: a timeout (``ProviderTimeout``), no connection, HTTP 5xx
+      or 429 (``ProviderUnavailable``). Asking again later would tell, so the caller must not
+      guess in the meantime.
+    * the provider answered and named nobody: HTTP 401/403 (Zoho's ``OAUTH_SCOPE_MISMATCH``
+      without ``ZohoBigin.org.READ``) or another 4xx, a 200 that ``parse_identity`` cannot
+      read, or a ``parse_identity`` that raises (a custom provider reading ``data["id"]``).
+      Logged as a WARNING with the provider and the HTTP status, never the reply or the token.
+    """
     if not provider.identity_path:
         return None
     url = provider.get_api_base_url(api_domain).rstrip("/") + provider.identity_path
-    if not is_safe_endpoint(url):
+    if not _is_safe_url(url):
         raise ProviderError(f"Refusing to send a token to {url!r}: plain HTTP is only allowed on loopback.")
+    name = provider.display_name
     try:
         response = requests.get(
             url,
@@ -92,13 +105,54 @@ def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "
             timeout=bigoauth_settings.HTTP_TIMEOUT,
         )
     except requests.Timeout:
-        raise ProviderTimeout(f"{provider.display_name} did not answer in time.") from None
+        raise ProviderTimeout(f"{name}'s identity endpoint did not answer in time.") from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, UnicodeError):
+        # Nothing was sent: the URL or the token cannot go into a request at all.
+        raise ProviderError(f"The request to {name}'s identity endpoint cannot be made.") from None
     except requests.RequestException as exc:
-        raise ProviderUnavailable(f"{provider.display_name} could not be reached ({type(exc).__name__}).") from None
-    if response.status_code != 200:
-        logger.warning("Identity request to %s answered HTTP %s", provider.slug, response.status_code)
+        raise ProviderUnavailable(f"{name}'s identity endpoint could not be reached ({type(exc).__name__}).") from None
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise ProviderUnavailable(f"{name}'s identity endpoint answered HTTP {status}.", status=status)
+    if status != 200:
+        _names_nobody(provider, status, "")
         return None
-    return provider.parse_identity(_json_or_none(response))
+    try:
+        identity = provider.parse_identity(_json_or_none(response))
+    except ProviderError:
+        raise  # the provider class says the reply is unusable: that is an answer too
+    except Exception as exc:  # noqa: BLE001 - a provider class's bug must not become a 500
+        _names_nobody(provider, status, f", which could not be read ({type(exc).__name__})")
+        return None
+    identity = _usable_identity(identity)
+    if identity is None:
+        _names_nobody(provider, status, ", which names nobody")
+    return identity
+
+
+def _names_nobody(provider: Provider, status: int, detail: str) -> None:
+    logger.warning(
+        "Could not tell whose %s token this is: its identity endpoint answered HTTP %s%s",
+        provider.slug,
+        status,
+        detail,
+    )
+
+
+def _usable_identity(identity: Any) -> Identity | None:
+    """``identity`` with string fields, or ``None`` when it is not one or has no external id."""
+    if not isinstance(identity, Identity) or identity.external_id in (None, ""):
+        return None
+    if isinstance(identity.external_id, str) and isinstance(identity.label, str):
+        return identity
+    return Identity(external_id=str(identity.external_id), label="" if identity.label is None else str(identity.label))
+
+
+def _is_safe_url(url: str) -> bool:
+    try:
+        return is_safe_endpoint(url)
+    except ValueError:  # not a URL at all ("https://[::1")
+        return False
 
 
 # -- internals ----------------------------------------------------------------------------

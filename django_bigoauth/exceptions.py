@@ -34,6 +34,10 @@ class InvalidGrant(ProviderError):
     """The provider refused the code or refresh token for good (``invalid_grant``, Zoho's ``invalid_code``)."""
 
 
+class AccountNotStored(BigOAuthError):
+    """The database failed while a linked account was being stored; nothing was (HTTP 503 in views)."""
+
+
 class UnsafeURL(BigOAuthError, ValueError):
     """A token was about to go somewhere it must not: plain HTTP off loopback, or another host."""
 

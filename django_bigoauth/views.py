@@ -9,6 +9,7 @@ template, ``django_bigoauth/error.html``, with the status it deserves:
 * 403 a site-level link asked for by someone who is not a superuser,
 * 404 an unknown provider,
 * 502 the provider answered, but not with a usable token,
+* 503 the database failed while storing the account (nothing was stored),
 * 504 the provider did not answer within ``HTTP_TIMEOUT``.
 
 Nothing secret reaches a log record: the code, the state and the PKCE verifier are only
@@ -40,7 +41,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import linking, state
 from .conf import bigoauth_settings
-from .exceptions import CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
+from .exceptions import AccountNotStored, CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
 from .humanize import describe_expiry
 from .models import LinkedAccount, is_stale
 from .providers import Provider, UnknownProvider, get_provider, get_providers
@@ -249,6 +250,12 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
             "Please try again; if it keeps happening, tell the site's administrators."
         )
         return fail(exc, 502, message % {"provider": provider.display_name})
+    except AccountNotStored as exc:
+        message = _(
+            "This site could not save your %(provider)s account just now, so nothing was linked. "
+            "Please connect again in a moment."
+        )
+        return fail(exc, 503, message % {"provider": provider.display_name})
 
     names = {"provider": provider.display_name, "label": account.label}
     if created:
@@ -372,6 +379,7 @@ _TITLES = {
     403: gettext_lazy("Not allowed"),
     404: gettext_lazy("Unknown provider"),
     502: gettext_lazy("The provider answered with an error"),
+    503: gettext_lazy("The account could not be saved"),
     504: gettext_lazy("The provider did not answer in time"),
 }
 

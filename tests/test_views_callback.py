@@ -8,11 +8,13 @@ import base64
 import hashlib
 import json
 import logging
+import socket
 import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
+import requests
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
@@ -187,11 +189,43 @@ def test_unknown_provider_slug_is_404(signed_in, fake_provider):
         None,
     ],
 )
-def test_untrusted_accounts_server_gets_400_and_the_secret_never_leaves(signed_in, fake_provider, server):
+def test_untrusted_accounts_server_gets_400_and_the_secret_never_leaves(signed_in, fake_provider, server, outbound):
     response = come_back(signed_in, fake_provider, **{"accounts-server": server})
     assert response.status_code == 400
     assert nothing_stored()
     assert fake_provider.requests == []
+    assert outbound == []  # not to evil.example, not anywhere: nothing left this process
+
+
+@pytest.fixture
+def outbound(monkeypatch):
+    """Every HTTP request (through ``requests``) and every socket connection attempted, refused.
+
+    The fake server only sees what reaches it; this sees what anything tried to send anywhere.
+    Nothing is let through, so a regression sends no secret to a real host either.
+    """
+    attempts = []
+
+    def send(adapter, request, *args, **kwargs):
+        attempts.append(("http", request.url))
+        raise requests.ConnectionError("outbound request blocked by the test")
+
+    def connect(sock, address):
+        attempts.append(("socket", address))
+        raise OSError("outbound connection blocked by the test")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    return attempts
+
+
+def test_the_outbound_spy_sees_an_exchange(signed_in, fake_provider, outbound):
+    # The spy above would see an exchange: a trusted accounts server is tried (and blocked).
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert outbound == [("http", f"{fake_provider.url}/oauth/v2/token")]
+    assert nothing_stored()
 
 
 def test_missing_code_is_400(signed_in, fake_provider):
@@ -375,6 +409,15 @@ def test_biggerplate_expires_alone_is_read_as_unix_time(signed_in, fake_provider
     assert Token.objects.get().expires_at == datetime.fromtimestamp(expires, tz=dt_timezone.utc)
 
 
+@pytest.mark.parametrize("expires", [1e18, 10**30, -1e300])
+def test_biggerplate_expires_beyond_any_date_is_502(signed_in, fake_provider, expires):
+    # Found by the fuzz test: datetime.fromtimestamp raises OSError or OverflowError here.
+    _biggerplate_reply(fake_provider, expires=expires)
+    response = come_back(signed_in, fake_provider, "biggerplate")
+    assert response.status_code == 502
+    assert nothing_stored()
+
+
 def test_next_on_this_site_is_honoured(signed_in, fake_provider):
     authorised = start(signed_in, "bigin", next="/dashboard/?tab=crm")
     response = come_back(signed_in, fake_provider, authorised=authorised)
@@ -414,6 +457,128 @@ def test_two_organisations_of_one_user_are_two_accounts(signed_in, fake_provider
         ("org-2", "Other Co"),
     ]
     assert Token.objects.count() == 2
+
+
+# -- whose token it is ---------------------------------------------------------------------------------
+
+
+def test_identity_endpoint_timing_out_is_504_and_nothing_stored(signed_in, fake_provider, settings):
+    configure(settings, HTTP_TIMEOUT=0.2)
+    fake_provider.queue_reply(200, {"org": [{"id": "org-1"}]}, delay=0.6, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 504
+    assert "nothing was linked" in response.content.decode()
+    assert "Connect Bigin again" in response.content.decode()
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_identity_endpoint_down_is_502_and_a_relink_keeps_the_one_account(signed_in, fake_provider, status):
+    assert come_back(signed_in, fake_provider).status_code == 302
+    before = Token.objects.values_list("generation", "expires_at").get()
+    fake_provider.queue_reply(status, "unavailable", "text/plain", path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert "nothing was linked" in response.content.decode()
+    assert list(LinkedAccount.objects.values_list("external_id", flat=True)) == ["org-1"]
+    assert Token.objects.values_list("generation", "expires_at").get() == before
+
+
+def test_identity_without_the_org_scope_links_without_an_organisation(signed_in, alice, fake_provider):
+    fake_provider.queue_reply(401, {"code": "OAUTH_SCOPE_MISMATCH"}, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 302 and response["Location"] == ACCOUNTS
+    account = LinkedAccount.objects.get()
+    assert (account.user, account.external_id, account.label) == (alice, "", "Bigin")
+
+
+def test_a_second_organisation_without_the_org_scope_does_not_take_over_the_first(signed_in, fake_provider):
+    assert come_back(signed_in, fake_provider).status_code == 302
+    fake_provider.queue_reply(401, {"code": "OAUTH_SCOPE_MISMATCH"}, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert list(LinkedAccount.objects.values_list("external_id", flat=True)) == ["org-1"]
+    assert Token.objects.get().generation == 1
+
+
+def test_a_custom_provider_whose_parse_identity_raises_still_links(signed_in, fake_provider, settings):
+    config = json.loads(json.dumps(settings.BIGOAUTH))
+    config["PROVIDERS"]["acme"] = {
+        "CLASS": "tests.test_linking.AcmeProvider",
+        "CLIENT_ID": "acme-client",
+        "CLIENT_SECRET": "acme-secret-value",
+        "AUTHORIZE_URL": f"{fake_provider.url}/oauth/auth",
+        "TOKEN_URL": f"{fake_provider.url}/oauth/token",
+        "API_BASE_URL": fake_provider.url,
+    }
+    settings.BIGOAUTH = config
+    response = come_back(signed_in, fake_provider, "acme")
+    assert response.status_code == 302
+    assert LinkedAccount.objects.values_list("provider", "external_id").get() == ("acme", "")
+
+
+def test_a_database_failure_while_storing_is_a_503_page_and_nothing_stored(signed_in, fake_provider, monkeypatch):
+    from tests.test_linking import make_token_writes_fail
+
+    make_token_writes_fail(monkeypatch)
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 503
+    assert "nothing was linked" in response.content.decode()
+    assert "Connect Bigin again" in response.content.decode()
+    assert nothing_stored()
+
+
+# -- values a database cannot store -------------------------------------------------------------------
+# PostgreSQL refuses NUL in text columns: an id or an API domain with one is refused (502),
+# free text (scope, label) loses it. Run on PostgreSQL too (DATABASE_URL).
+
+
+def _bigin_token_reply(fake, **fields):
+    access = "1000.access.canned"
+    with fake.lock:
+        fake.live_access_tokens.add(access)
+    reply = {"access_token": access, "refresh_token": "1000.refresh.canned", "expires_in": 3600, "api_domain": fake.url}
+    fake.queue_reply(200, {**reply, **fields})
+
+
+@pytest.mark.parametrize(
+    ("token_fields", "org"),
+    [
+        ({"token_type": "Bea\x00rer"}, None),
+        ({"api_domain": "NUL"}, None),
+        ({}, {"id": "org\x00-1", "company_name": "Acme Ltd"}),
+        ({}, {"id": "org-\ud800", "company_name": "Acme Ltd"}),
+    ],
+    ids=["token-type", "api-domain", "org-id", "org-id-lone-surrogate"],
+)
+def test_an_id_the_database_cannot_store_is_502_and_nothing_stored(signed_in, fake_provider, token_fields, org):
+    if token_fields.get("api_domain") == "NUL":
+        token_fields["api_domain"] = fake_provider.url + "\x00"
+    _bigin_token_reply(fake_provider, **token_fields)
+    if org:
+        fake_provider.queue_reply(200, {"org": [org]}, path_suffix="/org")
+    response = come_back(signed_in, fake_provider)
+    assert response.status_code == 502
+    assert "nothing was linked" in response.content.decode()
+    assert nothing_stored()
+    if not org:
+        assert fake_provider.calls("/org") == []  # the token went nowhere the reply could not be stored for
+
+
+def test_nul_in_free_text_from_the_provider_is_dropped(signed_in, fake_provider):
+    _bigin_token_reply(fake_provider, scope="ZohoBigin.modules.ALL\x00", token_type="Bearer")
+    fake_provider.queue_reply(200, {"org": [{"id": "org-1", "company_name": "Acme\x00 Ltd"}]}, path_suffix="/org")
+    assert come_back(signed_in, fake_provider).status_code == 302
+    account = LinkedAccount.objects.get()
+    assert (account.external_id, account.label, account.scopes) == ("org-1", "Acme Ltd", "ZohoBigin.modules.ALL")
+    assert account.token.scope == "ZohoBigin.modules.ALL"
+
+
+def test_nul_in_a_biggerplate_user_name_is_dropped(signed_in, fake_provider):
+    _biggerplate_reply(fake_provider, expires_in=3600)
+    fake_provider.queue_reply(200, {"Id": 42, "UserName": "ada\x00"}, path_suffix="/users/me")
+    assert come_back(signed_in, fake_provider, "biggerplate").status_code == 302
+    assert LinkedAccount.objects.values_list("external_id", "label").get() == ("42", "ada")
 
 
 # -- site-level accounts ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..exceptions import ProviderError
 from .base import Identity, Provider, _number
 
 
@@ -28,7 +29,10 @@ class BiggerplateProvider(Provider):
         if data.get("expires_in") not in (None, ""):
             return super().read_expiry(data, now)
         if data.get("expires") not in (None, ""):
-            return datetime.fromtimestamp(_number(data["expires"], "expires"), tz=timezone.utc)
+            try:
+                return datetime.fromtimestamp(_number(data["expires"], "expires"), tz=timezone.utc)
+            except (OverflowError, OSError, ValueError):  # far beyond what a datetime or the OS can hold
+                raise ProviderError("The token reply's 'expires' is not a usable time.") from None
         return None
 
     def parse_identity(self, data: Any) -> Identity | None:
