@@ -109,22 +109,26 @@ class MaskedTokenColumns:
         return describe_expiry_html(token.expires_at)
 
 
+# What the inline and the token admin show of a token; masked values only.
+TOKEN_FIELDS = (
+    "masked_access_token",
+    "masked_refresh_token",
+    "token_type",
+    "expires_at",
+    "expires_in",
+    "refreshed_at",
+    "scope",
+    "generation",
+)
+
+
 class TokenInline(MaskedTokenColumns, admin.StackedInline):
     """The account's token, read-only and masked; built from raw ciphertext so it never crashes."""
 
     model = Token
     can_delete = False
     extra = 0
-    fields = readonly_fields = (
-        "masked_access_token",
-        "masked_refresh_token",
-        "token_type",
-        "expires_at",
-        "expires_in",
-        "refreshed_at",
-        "scope",
-        "generation",
-    )
+    fields = readonly_fields = TOKEN_FIELDS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_ciphertext_only(super().get_queryset(request))
@@ -368,20 +372,7 @@ class TokenAdmin(MaskedTokenColumns, admin.ModelAdmin):
     list_select_related = ("account", "account__user")
     list_filter = ("token_type",)
     ordering = ("account__provider", "account__label", "pk")
-    fields = readonly_fields = (
-        "account_link",
-        "display_provider",
-        "masked_access_token",
-        "masked_refresh_token",
-        "token_type",
-        "expires_at",
-        "expires_in",
-        "refreshed_at",
-        "scope",
-        "generation",
-        "created_at",
-        "updated_at",
-    )
+    fields = readonly_fields = ("account_link", "display_provider", *TOKEN_FIELDS, "created_at", "updated_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_ciphertext_only(super().get_queryset(request))
