@@ -26,6 +26,9 @@ setup(
         # session.py (2.31 fixed a Proxy-Authorization leak on redirects, CVE-2023-32681),
         # oauthlib by state.py for PKCE (Client.create_code_verifier is new in 3.2).
         "requests>=2.31",
+        # Imported directly by transport.py: the connection classes that report their sockets
+        # to the deadline watchdog.
+        "urllib3>=2",
         "oauthlib>=3.2",
         "cryptography>=41",
     ],
@@ -40,6 +43,7 @@ setup(
             "django-oauth-toolkit>=2.3",
             "pytest>=8",
             "pytest-django>=4.8",
+            "pytest-timeout>=2.3",
             "responses>=0.25",
             "hypothesis>=6.100",
             "playwright>=1.40",

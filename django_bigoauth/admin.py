@@ -20,22 +20,24 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db.models import F, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from . import crypto
+from . import crypto, store
 from .conf import bigoauth_settings
 from .exceptions import BigOAuthError, TokenDecryptionError
 from .humanize import describe_expiry
-from .models import LinkedAccount, Token, is_stale
+from .models import LinkedAccount, Token
+from .policy import is_stale
 from .providers import get_provider, get_providers
 from .redaction import mask
+from .revocation import RevokeOutcome
 
 
 def provider_name(slug: str) -> str:
@@ -46,10 +48,10 @@ def provider_name(slug: str) -> str:
         return slug
 
 
-def describe_expiry_html(expires_at: datetime | None) -> str:
+def describe_expiry_html(expires_at: datetime | None, obtained_at: datetime | None = None) -> str:
     """When a token expires, "in 42 minutes" or "expired 3 hours ago"; red when it is stale."""
     text = describe_expiry(expires_at)
-    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY):
+    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, timezone.now(), obtained_at):
         return text
     return format_html(
         '<span class="bigoauth-stale" style="color: var(--error-fg, #ba2121)" title="{}">{}</span>',
@@ -58,12 +60,16 @@ def describe_expiry_html(expires_at: datetime | None) -> str:
     )
 
 
-def masked_ciphertext(ciphertext: str | None) -> str:
-    """The first characters of the token behind ``ciphertext``, or why they cannot be shown."""
+def masked_ciphertext(ciphertext: str | None, *, owner: object, field: str) -> str:
+    """The first characters of the token behind ``ciphertext``, or why they cannot be shown.
+
+    A ciphertext that was not encrypted for this row and column (copied from elsewhere) is
+    treated like one no key can read: the app will not use it either.
+    """
     if not ciphertext:
         return "—"
     try:
-        return mask(crypto.decrypt(ciphertext))
+        return mask(crypto.check_binding(crypto.open_sealed(ciphertext), owner=owner, field=field))
     except TokenDecryptionError:
         return _("cannot be decrypted")
 
@@ -87,10 +93,7 @@ def with_ciphertext_only(queryset: QuerySet) -> QuerySet:
     Loading the fields would decrypt both tokens of every row (for nothing: only a masked
     prefix is shown) and raise on a token no key can read.
     """
-    return queryset.defer("access_token", "refresh_token").annotate(
-        raw_access_token=Cast("access_token", output_field=TextField()),
-        raw_refresh_token=Cast("refresh_token", output_field=TextField()),
-    )
+    return queryset.defer(*Token.ENCRYPTED_FIELDS).annotate(**store.raw_ciphertext_columns())
 
 
 class MaskedTokenColumns:
@@ -98,15 +101,17 @@ class MaskedTokenColumns:
 
     @admin.display(description=_("access token"))
     def masked_access_token(self, token: Token) -> str:
-        return masked_ciphertext(getattr(token, "raw_access_token", None))
+        return masked_ciphertext(getattr(token, "raw_access_token", None), owner=token.account_id, field="access_token")
 
     @admin.display(description=_("refresh token"))
     def masked_refresh_token(self, token: Token) -> str:
-        return masked_ciphertext(getattr(token, "raw_refresh_token", None))
+        return masked_ciphertext(
+            getattr(token, "raw_refresh_token", None), owner=token.account_id, field="refresh_token"
+        )
 
     @admin.display(description=_("expires"), ordering="expires_at")
     def expires_in(self, token: Token) -> str:
-        return describe_expiry_html(token.expires_at)
+        return describe_expiry_html(token.expires_at, token.refreshed_at)
 
 
 # What the inline and the token admin show of a token; masked values only.
@@ -260,7 +265,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     def expires_in(self, account: LinkedAccount) -> str:
         if getattr(account, "token_pk", None) is None:
             return _("no token")
-        return describe_expiry_html(account.token_expires_at)
+        return describe_expiry_html(account.token_expires_at, getattr(account, "token_refreshed_at", None))
 
     @admin.display(description=_("last refreshed"), ordering="token_refreshed_at")
     def last_refreshed(self, account: LinkedAccount) -> datetime | None:
@@ -297,13 +302,20 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         if account.status == LinkedAccount.Status.REVOKED:
             return messages.INFO, _("%(account)s was already revoked.") % names
         try:
-            supports_revoke = account.provider_instance.supports_revoke
-            confirmed = account.revoke()
+            result = account.revoke()
         except (BigOAuthError, ImproperlyConfigured) as exc:
             return messages.ERROR, _("Could not revoke %(account)s: %(error)s") % {**names, "error": exc}
-        if confirmed:
+        outcome = result.outcome
+        if outcome is RevokeOutcome.REVOKED:
             return messages.SUCCESS, _("%(account)s: revoked at %(provider)s and removed here.") % names
-        if not supports_revoke:
+        if outcome is RevokeOutcome.ALREADY_REVOKED:
+            return messages.INFO, _("%(account)s was already revoked.") % names
+        if outcome is RevokeOutcome.SUPERSEDED:
+            return messages.WARNING, _(
+                "%(account)s: its old token was revoked, but the account was linked again meanwhile; the new link "
+                "stays active."
+            ) % names
+        if outcome is RevokeOutcome.REMOVED_LOCALLY:
             return messages.WARNING, _(
                 "%(account)s: removed here only; %(provider)s has no revoke endpoint, so the token stays valid "
                 "there until it expires or the user revokes it."

@@ -1,28 +1,50 @@
-"""All HTTP to a provider's token, revoke and identity endpoints.
+"""What the app asks a provider's token, revoke and identity endpoints, and what their answers mean.
 
-One place sets the timeout, puts client credentials in the form body (never the query
-string, never HTTP Basic), refuses plain HTTP off loopback, and turns every way a provider
-can fail into one exception of ``exceptions.py``. Callers never see ``requests`` errors.
+The bytes travel through ``transport.py`` (deadline, size cap, URL rules); this module builds
+the requests (client credentials in the form body, never the query string, never HTTP
+Basic), reads the replies, and turns every way a provider can fail into one exception of
+``exceptions.py``. Callers never see ``requests`` errors.
+
+Every token reply, whether it answers a code exchange, a refresh or a self-client code, is
+checked by :func:`check_token_reply` before anyone stores or sends what it holds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from typing import Any
 
-import requests
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import bigoauth_settings
-from .exceptions import InvalidGrant, ProviderError, ProviderTimeout, ProviderUnavailable
-from .netloc import is_safe_endpoint
+from .exceptions import InvalidGrant, ProviderError, ProviderUnavailable, UnsafeURL
+from .netloc import is_origin, is_safe_endpoint
 from .providers import Identity, Provider, TokenReply
+from .redaction import printable
+from .transport import NOT_JSON, Reply, get_transport
+
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "check_token_reply",
+    "exchange_code",
+    "fetch_identity",
+    "read_token_reply",
+    "clean_text",
+    "refresh",
+    "revoke",
+    "revoke_unused_grant",
+]
 
 logger = logging.getLogger("django_bigoauth")
 
-USER_AGENT = "django_bigoauth"
+#: Longest token accepted: JSON Web Token access tokens run to a few KB.
+MAX_TOKEN_LENGTH = 8192
+#: RFC 6749 appendix A's VSCHAR without the space: a token goes into a header and a form body as it is.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+#: Longest API domain accepted: what ``LinkedAccount.api_domain`` (a URLField) holds.
+_MAX_API_DOMAIN = 200
+_MAX_TOKEN_TYPE = 40
 
 
 @sensitive_variables()
@@ -40,28 +62,41 @@ def exchange_code(
         form["redirect_uri"] = redirect_uri
     if code_verifier:
         form["code_verifier"] = code_verifier
-    return _token_request(provider, form, accounts_server)
+    reply = read_token_reply(provider, _post_token_form(provider, form, accounts_server))
+    try:
+        return check_token_reply(provider, reply)
+    except ProviderError:
+        # The provider issued tokens we cannot use: do not leave the grant alive.
+        revoke_unused_grant(provider, reply, accounts_server=accounts_server)
+        raise
 
 
 @sensitive_variables()
 def refresh(provider: Provider, refresh_token: str, *, accounts_server: str = "") -> TokenReply:
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return _token_request(provider, form, accounts_server)
+    return check_token_reply(provider, read_token_reply(provider, _post_token_form(provider, form, accounts_server)))
 
 
 @sensitive_variables()
-def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None:
-    """Ask the provider to revoke ``token``; raises ``ProviderError`` unless it confirms.
+def revoke(provider: Provider, token: str, *, token_type_hint: str, accounts_server: str = "") -> None:
+    """Ask the provider to revoke ``token`` (RFC 7009); raises ``ProviderError`` unless it confirms.
 
-    ``InvalidGrant`` means the provider no longer knows the token: nothing is left to revoke.
+    ``token_type_hint`` is ``"refresh_token"`` or ``"access_token"``. ``InvalidGrant`` means
+    the provider no longer knows the token: nothing is left to revoke.
     """
     url = provider.get_revoke_url(accounts_server)
-    form = {"token": token, "client_id": provider.client_id, "client_secret": provider.client_secret}
-    response = _post(url, form)
-    status, name = response.status_code, provider.display_name
+    form = {
+        "token": token,
+        "token_type_hint": token_type_hint,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+    }
+    name = provider.display_name
+    reply = get_transport().post_form(url, form, what=f"{name}'s revoke endpoint")
+    status = reply.status
     if status == 429 or status >= 500:
         raise ProviderUnavailable(f"{name} answered HTTP {status} to the revoke request.", status=status)
-    data = _json_or_none(response)
+    data = reply.json()
     if isinstance(data, dict) and data.get("error"):
         error_code = _code(data["error"])
         # A token the provider no longer knows is as revoked as it gets (RFC 7009 section 2.2).
@@ -71,7 +106,39 @@ def revoke(provider: Provider, token: str, *, accounts_server: str = "") -> None
     if status >= 400:
         raise ProviderError(f"{name} answered HTTP {status} to the revoke request.", status=status)
     if isinstance(data, dict) and data.get("status") not in (None, "success"):
+        # Zoho's way of saying no: HTTP 200 with {"status": "failure"}.
         raise ProviderError(f"{name} did not confirm the revocation.", status=status)
+
+
+@sensitive_variables()
+def revoke_unused_grant(provider: Provider, reply: TokenReply, *, accounts_server: str = "") -> None:
+    """Best effort: revoke the tokens of a link that failed after the exchange. Never raises.
+
+    One attempt, with the refresh token when it can be sent (its revocation ends the grant),
+    else the access token. A failure is logged, never shown: the link's own error is what the
+    user needs to see.
+    """
+    if not provider.supports_revoke:
+        return
+    candidates = [(reply.refresh_token, "refresh_token"), (reply.access_token, "access_token")]
+    sendable = [(token, hint) for token, hint in candidates if _sendable(token)]
+    if not sendable:
+        return
+    token, hint = sendable[0]
+    try:
+        revoke(provider, token, token_type_hint=hint, accounts_server=accounts_server)
+    except (ProviderError, UnsafeURL) as exc:
+        logger.warning(
+            "A failed %s link may have left its grant alive at the provider: revoking it failed (%s)",
+            provider.slug,
+            type(exc).__name__,
+        )
+    else:
+        logger.info("Revoked the unused grant of a failed %s link at the provider", provider.slug)
+
+
+def _sendable(token: Any) -> bool:
+    return isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and bool(_TOKEN.fullmatch(token))
 
 
 @sensitive_variables()
@@ -90,35 +157,26 @@ def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "
     """
     if not provider.identity_path:
         return None
-    url = provider.get_api_base_url(api_domain).rstrip("/") + provider.identity_path
-    if not _is_safe_url(url):
-        raise ProviderError(f"Refusing to send a token to {url!r}: plain HTTP is only allowed on loopback.")
-    name = provider.display_name
     try:
-        response = requests.get(
-            url,
-            headers={
-                "Authorization": provider.authorization_header(access_token),
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-            timeout=bigoauth_settings.HTTP_TIMEOUT,
-        )
-    except requests.Timeout:
-        raise ProviderTimeout(f"{name}'s identity endpoint did not answer in time.") from None
-    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, UnicodeError):
-        # Nothing was sent: the URL or the token cannot go into a request at all.
-        raise ProviderError(f"The request to {name}'s identity endpoint cannot be made.") from None
-    except requests.RequestException as exc:
-        raise ProviderUnavailable(f"{name}'s identity endpoint could not be reached ({type(exc).__name__}).") from None
-    status = response.status_code
+        base = provider.get_api_base_url(api_domain)
+    except UnsafeURL as exc:
+        raise ProviderError(str(exc)) from None
+    url = base.rstrip("/") + provider.identity_path
+    name = provider.display_name
+    reply = get_transport().get(
+        url,
+        what=f"{name}'s identity endpoint",
+        headers={"Authorization": provider.authorization_header(access_token)},
+    )
+    status = reply.status
     if status == 429 or status >= 500:
         raise ProviderUnavailable(f"{name}'s identity endpoint answered HTTP {status}.", status=status)
     if status != 200:
         _names_nobody(provider, status, "")
         return None
+    data = reply.json()
     try:
-        identity = provider.parse_identity(_json_or_none(response))
+        identity = provider.parse_identity(None if data is NOT_JSON else data)
     except ProviderError:
         raise  # the provider class says the reply is unusable: that is an answer too
     except Exception as exc:  # noqa: BLE001 - a provider class's bug must not become a 500
@@ -148,18 +206,11 @@ def _usable_identity(identity: Any) -> Identity | None:
     return Identity(external_id=str(identity.external_id), label="" if identity.label is None else str(identity.label))
 
 
-def _is_safe_url(url: str) -> bool:
-    try:
-        return is_safe_endpoint(url)
-    except ValueError:  # not a URL at all ("https://[::1")
-        return False
-
-
-# -- internals ----------------------------------------------------------------------------
+# -- token replies ------------------------------------------------------------------------------
 
 
 @sensitive_variables()
-def _token_request(provider: Provider, form: dict[str, str], accounts_server: str) -> TokenReply:
+def _post_token_form(provider: Provider, form: dict[str, str], accounts_server: str) -> Reply:
     grant_type = form["grant_type"]
     body = {
         **form,
@@ -168,19 +219,18 @@ def _token_request(provider: Provider, form: dict[str, str], accounts_server: st
         "client_secret": provider.client_secret,
     }
     url = provider.get_token_url(accounts_server)
-    response = _post(url, body)
-    return read_token_response(provider, response)
+    return get_transport().post_form(url, body, what=f"{provider.display_name}'s token endpoint")
 
 
-def read_token_response(provider: Provider, response: requests.Response) -> TokenReply:
+def read_token_reply(provider: Provider, reply: Reply) -> TokenReply:
     """A token reply, or the exception it stands for.
 
     Zoho answers errors with HTTP 200 and an ``error`` field, so a reply without
     ``access_token`` is an error whatever its status.
     """
-    status = response.status_code
+    status = reply.status
     name = provider.display_name
-    data = _json_or_none(response)
+    data = reply.json()
     error_code = _code(data.get("error")) if isinstance(data, dict) and data.get("error") else ""
     if error_code:
         exc_class = provider.error_for(error_code, status)
@@ -189,7 +239,10 @@ def read_token_response(provider: Provider, response: requests.Response) -> Toke
         raise exc_class(f"{name} refused the token request ({error_code}).", status=status, error_code=error_code)
     if status == 429 or status >= 500:
         raise ProviderUnavailable(f"{name}'s token endpoint answered HTTP {status}.", status=status)
-    if data is None:
+    if 300 <= status < 400:
+        # Never followed: the form holds the client secret and the code or refresh token.
+        raise ProviderError(f"{name}'s token endpoint answered with a redirect (HTTP {status}).", status=status)
+    if data is NOT_JSON:
         raise ProviderError(
             f"{name}'s token endpoint answered HTTP {status} with something that is not JSON.", status=status
         )
@@ -199,36 +252,69 @@ def read_token_response(provider: Provider, response: requests.Response) -> Toke
         raise ProviderError(f"{name}'s token reply has no access token.", status=status)
     try:
         return provider.parse_token_reply(data, timezone.now())
-    except (TypeError, ValueError, OverflowError, KeyError) as exc:
+    except ProviderError:
+        raise
+    except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
         raise ProviderError(f"{name}'s token reply cannot be read ({type(exc).__name__}).", status=status) from None
 
 
 @sensitive_variables()
-def _post(url: str, form: dict[str, str]) -> requests.Response:
-    if not is_safe_endpoint(url):
-        raise ProviderError(f"Refusing to send credentials to {url!r}: plain HTTP is only allowed on loopback.")
-    try:
-        return requests.post(
-            url,
-            data=form,
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=bigoauth_settings.HTTP_TIMEOUT,
-            allow_redirects=False,
+def check_token_reply(provider: Provider, reply: TokenReply) -> TokenReply:
+    """``reply`` if everything in it can be stored and sent later; ``ProviderError`` otherwise.
+
+    * access and refresh tokens: printable ASCII without spaces or control characters, at
+      most :data:`MAX_TOKEN_LENGTH` characters. Anything else could not go into an
+      ``Authorization`` header or a form body later, and a CR/LF in a header is an injection;
+    * ``api_domain``: an ``https://`` origin (loopback ``http://`` allowed) that the provider
+      accepts as an API domain (Bigin: one of its data centres');
+    * ``token_type``: short printable ASCII.
+
+    Free text (the scope) loses what cannot be stored: NUL, control characters, lone surrogates.
+    """
+    name = provider.display_name
+    for what, token in (("access token", reply.access_token), ("refresh token", reply.refresh_token)):
+        if token is None:
+            continue
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise ProviderError(f"{name}'s {what} holds characters a token cannot have.")
+        if len(token) > MAX_TOKEN_LENGTH:  # checked after the pattern: the message then stays short
+            raise ProviderError(f"{name}'s {what} is longer than {MAX_TOKEN_LENGTH} characters.")
+    if reply.api_domain:
+        api_domain = reply.api_domain
+        if len(api_domain) > _MAX_API_DOMAIN or not (is_safe_endpoint(api_domain) and is_origin(api_domain)):
+            raise ProviderError(f"{name}'s token reply names an API domain that is not an HTTPS origin.")
+        try:
+            provider.get_api_base_url(api_domain)
+        except UnsafeURL:
+            raise ProviderError(f"{name}'s token reply names an API domain {name} does not use.") from None
+    if reply.token_type and (len(reply.token_type) > _MAX_TOKEN_TYPE or not _TOKEN.fullmatch(reply.token_type)):
+        raise ProviderError(f"{name}'s token reply has a token type that cannot be stored.")
+    scope = clean_text(reply.scope)
+    if scope != reply.scope:
+        return TokenReply(
+            access_token=reply.access_token,
+            refresh_token=reply.refresh_token,
+            token_type=reply.token_type,
+            expires_at=reply.expires_at,
+            scope=scope,
+            api_domain=reply.api_domain,
         )
-    except requests.Timeout:
-        raise ProviderTimeout("The provider did not answer in time.") from None
-    except requests.RequestException as exc:
-        # The exception text can hold the request URL; only its type leaves this module.
-        raise ProviderUnavailable(f"The provider could not be reached ({type(exc).__name__}).") from None
+    return reply
 
 
-def _json_or_none(response: requests.Response) -> Any:
+def clean_text(value: str, limit: int | None = None) -> str:
+    """``value`` without what no database column should hold: NUL and other control characters,
+    lone surrogates (replaced by "?"); shortened to ``limit`` with an ellipsis."""
+    value = "".join(char for char in value if char >= " " and char != "\x7f" and not "\x80" <= char <= "\x9f")
     try:
-        return response.json()
-    except (ValueError, json.JSONDecodeError):
-        return None
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
 
 
 def _code(value: Any) -> str:
-    """An ``error`` value fit for a message: short, one line."""
-    return str(value).replace("\n", " ")[:80]
+    """An ``error`` value fit for a message and a log line: short, one line, no control characters."""
+    return printable(value, limit=80)

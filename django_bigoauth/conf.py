@@ -26,6 +26,11 @@ DEFAULTS: dict[str, Any] = {
     "STATE_TTL": 600,
     # Fernet keys; the first encrypts, all decrypt. Empty: derived from SECRET_KEY (checks W001/E009)
     "ENCRYPTION_KEYS": [],
+    # seconds: after a 401 from the API, a token obtained more recently than this is not
+    # refreshed again (Zoho answers 401 to a missing scope too, and caps refreshes)
+    "REFRESH_ON_401_INTERVAL": 30,
+    # import path of the django_bigoauth.transport.Transport (sub)class all provider HTTP goes through
+    "TRANSPORT": "django_bigoauth.transport.Transport",
 }
 
 # Keys a provider entry may carry. ``None`` means "the provider class decides".
@@ -44,6 +49,7 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "REVOKE_URL": None,
     "API_BASE_URL": None,
     "ACCOUNTS_SERVERS": None,
+    "API_DOMAINS": None,
 }
 
 # Providers that need no CLASS key.
@@ -81,12 +87,9 @@ class BigOAuthSettings:
         return {**PROVIDER_DEFAULTS, **entry}
 
     def reload(self) -> None:
+        # Objects built from settings elsewhere (provider instances, Fernet keys, the transport)
+        # are dropped by those modules' own setting_changed receivers: conf imports none of them.
         self._cache.clear()
-        # Objects built from settings (provider instances, Fernet keys) are cached elsewhere.
-        from . import crypto, providers
-
-        providers.clear_cache()
-        crypto.clear_cache()
 
 
 bigoauth_settings = BigOAuthSettings()

@@ -79,4 +79,9 @@ class MultipleAccountsFound(BigOAuthError, LookupError):
 
 
 class TokenDecryptionError(BigOAuthError):
-    """A stored token cannot be decrypted with any key in ``ENCRYPTION_KEYS``."""
+    """A stored token cannot be decrypted with any key in ``ENCRYPTION_KEYS``, or was not encrypted for its row."""
+
+
+class TokenBindingError(TokenDecryptionError):
+    """A stored token's ciphertext was made for another account or column (copied there by someone
+    with write access to the table); it is not used."""

@@ -2,31 +2,33 @@
 
 Shared by the callback view and the self-client command. The HTTP (code exchange, "who
 am I") happens first, outside any transaction; the account and its token are then written
-together in one, so a failure never leaves half an account.
+together in one (``store.store_link``), so a failure never leaves half an account.
+
+A link that fails after the provider has issued tokens (the identity lookup fails, the reply
+cannot be stored, the database refuses the write) revokes what it was given, once and on a
+best-effort basis: Zoho keeps at most 20 refresh tokens per user and client and deletes the
+oldest beyond that, so failed links must not pile up grants that end the life of a working
+account's refresh token.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F
+from django.db import DatabaseError
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import client, signals
-from .exceptions import AccountNotStored, ProviderError
+from . import client, signals, store
+from .client import clean_text
+from .exceptions import AccountNotStored, BigOAuthError, ProviderError
 from .models import LinkedAccount, Token
-from .netloc import is_safe_endpoint
 from .providers import CallbackContext, Identity, Provider, TokenReply
 
-logger = logging.getLogger("django_bigoauth")
+__all__ = ["identify", "link_with_code", "store_account"]
 
-#: What a token may hold (RFC 6749 appendix A: VSCHAR, printable ASCII); anything else could
-#: not be sent in an Authorization header or a form body later.
-_TOKEN = re.compile(r"[\x20-\x7e]+")
+logger = logging.getLogger("django_bigoauth")
 
 
 @sensitive_variables()
@@ -40,7 +42,10 @@ def link_with_code(
     context: CallbackContext | None = None,
     label: str = "",
 ) -> tuple[LinkedAccount, bool]:
-    """Exchange ``code`` and store the account; returns ``(account, created)``."""
+    """Exchange ``code`` and store the account; returns ``(account, created)``.
+
+    Every failure is logged once here, with the provider, and raised for the caller to show.
+    """
     context = context or CallbackContext()
     try:
         reply = client.exchange_code(
@@ -54,14 +59,18 @@ def link_with_code(
         logger.warning("Linking a %s account failed: %s", provider.slug, exc)
         raise
     try:
-        _reply_values(provider, reply)  # refused before the token is sent to the identity endpoint
-    except ProviderError as exc:
-        logger.warning("Linking a %s account failed: %s", provider.slug, exc)
+        identity = identify(provider, reply)  # logs its own failure
+        return _store_or_explain(provider, reply, user=user, context=context, identity=identity, label=label)
+    except BigOAuthError:
+        client.revoke_unused_grant(provider, reply, accounts_server=context.accounts_server)
         raise
-    identity = identify(provider, reply)
+
+
+@sensitive_variables()
+def _store_or_explain(provider: Provider, reply: TokenReply, **kwargs: Any) -> tuple[LinkedAccount, bool]:
     try:
-        return store_account(provider, reply, user=user, context=context, identity=identity, label=label)
-    except ProviderError as exc:
+        return store_account(provider, reply, **kwargs)
+    except ProviderError as exc:  # AccountNotStored is logged where it happens, with more detail
         logger.warning("Linking a %s account failed: %s", provider.slug, exc)
         raise
 
@@ -103,11 +112,14 @@ def store_account(
     Free text (label, scope) loses what cannot be stored instead. A database error rolls the
     whole write back and is raised as ``AccountNotStored``.
     """
+    # Checked on receipt by the client already; again here because this function stores any
+    # TokenReply it is handed (a site's own flow may call it).
+    reply = client.check_token_reply(provider, reply)
     user_id = getattr(user, "pk", None)
     external_id = _exact("external_id", identity.external_id if identity else "")
     reply_fields, token_values = _reply_values(provider, reply)
     fields = {
-        "label": _free_text(label or (identity.label if identity else "") or provider.display_name, field="label"),
+        "label": clean_text(label or (identity.label if identity else "") or provider.display_name, limit=_LABEL_MAX),
         "status": LinkedAccount.Status.ACTIVE,
         **reply_fields,
     }
@@ -117,8 +129,15 @@ def store_account(
         fields["data_centre"] = _exact("data_centre", context.data_centre)
     token_values["refreshed_at"] = timezone.now()
     lookup = {"provider": provider.slug, "user_id": user_id, "external_id": external_id}
+
+    def refuse_unidentified() -> None:
+        if not external_id:
+            _refuse_if_identified_accounts_exist(provider, user_id)
+
     try:
-        account, created = _write(provider, lookup, fields, token_values, keep_label=not label)
+        account, created = store.store_link(
+            lookup, fields, token_values, keep_label=not label, refuse_unidentified=refuse_unidentified
+        )
     except DatabaseError as exc:
         # Rolled back as a whole, so nothing is half-written. The exception text may quote
         # stored values: only its type is logged.
@@ -138,68 +157,6 @@ def store_account(
     return account, created
 
 
-@sensitive_variables()
-def _write(
-    provider: Provider,
-    lookup: dict[str, Any],
-    fields: dict[str, Any],
-    token_values: dict[str, Any],
-    *,
-    keep_label: bool,
-) -> tuple[LinkedAccount, bool]:
-    """The account and its token, in one transaction: both are written or neither is."""
-    with transaction.atomic():
-        if not lookup["external_id"]:
-            _refuse_if_identified_accounts_exist(provider, lookup["user_id"])
-        account, created = _lock_or_create(lookup, fields)
-        if not created:
-            if keep_label and account.label:
-                fields = {name: value for name, value in fields.items() if name != "label"}  # the owner's choice
-            for name, value in fields.items():
-                setattr(account, name, value)
-            account.save()
-        # Written without reading the old token first: one that no longer decrypts (a key
-        # was removed) must not stop the owner from linking the account again.
-        updated = Token.objects.filter(account=account).update(
-            generation=F("generation") + 1, updated_at=token_values["refreshed_at"], **token_values
-        )
-        if not updated:
-            Token.objects.create(account=account, generation=1, **token_values)
-    return account, created
-
-
-def _lock_or_create(lookup: dict[str, Any], fields: dict[str, Any]) -> tuple[LinkedAccount, bool]:
-    """The account of ``lookup``, row-locked, or a new one; ``(account, created)``.
-
-    Locks are taken in the order of every other writer: the token row first, then the
-    account row. A refresh locks the token and may then mark the account as needing
-    re-authorisation; a revoke deletes the token, then updates the account. Locking the
-    account first would deadlock with either on PostgreSQL.
-    """
-    account = _lock_existing(lookup)
-    if account is not None:
-        return account, False
-    try:
-        with transaction.atomic():  # a savepoint: a lost race must not spoil the transaction
-            return LinkedAccount.objects.create(**lookup, **fields), True
-    except IntegrityError:
-        # Linked by another request at this very moment (it waited for that one to commit).
-        account = _lock_existing(lookup)
-        if account is None:
-            raise
-        return account, False
-
-
-def _lock_existing(lookup: dict[str, Any]) -> LinkedAccount | None:
-    account_pk = LinkedAccount.objects.filter(**lookup).values_list("pk", flat=True).first()
-    if account_pk is None:
-        return None
-    # values_list: the lock is all that is wanted, not the (encrypted) token.
-    list(Token.objects.select_for_update().filter(account_id=account_pk).values_list("pk", flat=True))
-    # None if the account was deleted meanwhile: then it is created anew.
-    return LinkedAccount.objects.select_for_update().filter(pk=account_pk).first()
-
-
 def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> None:
     """An unidentified token must not land beside, or in, accounts whose owner is known."""
     identified = LinkedAccount.objects.filter(provider=provider.slug, user_id=user_id).exclude(external_id="")
@@ -211,25 +168,20 @@ def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> No
         )
 
 
+_LABEL_MAX = LinkedAccount._meta.get_field("label").max_length
+
+
 @sensitive_variables()
 def _reply_values(provider: Provider, reply: TokenReply) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The token reply as account fields and token fields; ``ProviderError`` if it cannot be stored."""
-    name = provider.display_name
-    for what, token in (("access token", reply.access_token), ("refresh token", reply.refresh_token)):
-        if token is not None and not _TOKEN.fullmatch(token):
-            raise ProviderError(f"{name}'s {what} holds characters a token cannot have.")
-    scope = _free_text(reply.scope)
-    account_fields: dict[str, Any] = {"scopes": scope or provider.scope_string}
+    """The token reply (checked by ``client.check_token_reply``) as account fields and token fields."""
+    account_fields: dict[str, Any] = {"scopes": reply.scope or provider.scope_string}
     if reply.api_domain:
-        api_domain = _exact("api_domain", reply.api_domain)
-        if not _is_https(api_domain):
-            raise ProviderError(f"{name}'s token reply names an API domain that is not HTTPS.")
-        account_fields["api_domain"] = api_domain
+        account_fields["api_domain"] = reply.api_domain
     token_values: dict[str, Any] = {
         "access_token": reply.access_token,
-        "token_type": _exact("token_type", reply.token_type, model=Token),
+        "token_type": reply.token_type,
         "expires_at": reply.expires_at,
-        "scope": scope,
+        "scope": reply.scope,
     }
     # Zoho issues a refresh token on first consent only: keep the one we have.
     if reply.refresh_token:
@@ -237,14 +189,7 @@ def _reply_values(provider: Provider, reply: TokenReply) -> tuple[dict[str, Any]
     return account_fields, token_values
 
 
-def _is_https(url: str) -> bool:
-    try:
-        return is_safe_endpoint(url)
-    except ValueError:  # not a URL at all ("https://[::1")
-        return False
-
-
-def _exact(name: str, value: str, *, model: type = LinkedAccount) -> str:
+def _exact(name: str, value: str) -> str:
     """``value`` if the column can hold it as it is; otherwise ``ProviderError``.
 
     For ids and URLs, where a changed value would name something else. Checked before the
@@ -253,28 +198,9 @@ def _exact(name: str, value: str, *, model: type = LinkedAccount) -> str:
     short, could name another account.
     """
     label = name.replace("_", " ")
-    if "\x00" in value or not _encodable(value):
+    if "\x00" in value or clean_text(value) != value:
         raise ProviderError(f"The provider's {label} holds characters that cannot be stored.")
-    limit = model._meta.get_field(name).max_length
+    limit = LinkedAccount._meta.get_field(name).max_length
     if limit is not None and len(value) > limit:
         raise ProviderError(f"The provider's {label} is longer than {limit} characters.")
     return value
-
-
-def _free_text(value: str, *, field: str = "") -> str:
-    """``value`` without what cannot be stored (NUL; a lone surrogate becomes "?"), shortened to fit ``field``."""
-    value = value.replace("\x00", "")
-    if not _encodable(value):
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    limit = LinkedAccount._meta.get_field(field).max_length if field else None
-    if limit is not None and len(value) > limit:
-        value = value[: limit - 1] + "…"
-    return value
-
-
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -7,7 +7,7 @@ Behaviour a caller needs lives here as methods (``get_access_token()``, ``sessio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -15,11 +15,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .crypto import EncryptedTextField
+from . import policy
+from .conf import bigoauth_settings
+from .crypto import EncryptedTextField, check_binding
 from .redaction import mask
 
 if TYPE_CHECKING:
     from .providers import Provider
+    from .revocation import RevokeResult
     from .session import AccountSession
 
 
@@ -108,27 +111,37 @@ class LinkedAccount(models.Model):
 
         return AccountSession(self, **kwargs)
 
-    def revoke(self) -> bool:
-        """Revoke at the provider where it can, and remove the tokens. True if the provider confirmed."""
+    def revoke(self) -> RevokeResult:
+        """Revoke at the provider where it can, and remove the tokens; truthy if the provider confirmed."""
         from .revocation import revoke_account
 
         return revoke_account(self)
 
 
 class Token(models.Model):
-    """The one current token of an account; tokens are Fernet-encrypted at rest."""
+    """The one current token of an account; tokens are encrypted at rest, bound to this row.
+
+    Every write goes through ``django_bigoauth.store``, which owns the generation rule and the
+    refresh claim.
+    """
+
+    #: the columns whose ciphertext is bound to ``account_id`` (see ``crypto.py``)
+    ENCRYPTED_FIELDS = ("access_token", "refresh_token")
 
     account = models.OneToOneField(
         LinkedAccount, verbose_name=_("account"), on_delete=models.CASCADE, related_name="token"
     )
-    access_token = EncryptedTextField(_("access token"))
-    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    access_token = EncryptedTextField(_("access token"), bind_to="account_id")
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="", bind_to="account_id")
     token_type = models.CharField(_("token type"), max_length=40, blank=True, default="Bearer")
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     scope = models.TextField(_("scope"), blank=True)
-    # Bumped on every refresh, so a worker can tell "someone refreshed since I looked".
+    # Bumped on every refresh and re-link, so a worker can tell "someone refreshed since I looked".
     generation = models.PositiveIntegerField(_("generation"), default=0, editable=False)
     refreshed_at = models.DateTimeField(_("last refreshed"), null=True, blank=True)
+    # A refresh in progress: who claimed it and until when (see tokens.py). Empty when none.
+    refresh_claim = models.CharField(_("refresh claim"), max_length=32, blank=True, default="", editable=False)
+    refresh_claimed_until = models.DateTimeField(_("refresh claimed until"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -140,18 +153,21 @@ class Token(models.Model):
         return f"{self.token_type} token of account {self.account_id}"
 
     def __repr__(self) -> str:
-        return f"<Token account={self.account_id} access={mask(self.access_token)!r} expires_at={self.expires_at}>"
+        access = mask(self.__dict__["access_token"]) if "access_token" in self.__dict__ else "(deferred)"
+        return f"<Token account={self.account_id} access={access!r} expires_at={self.expires_at}>"
 
-    def expires_within(self, seconds: float, now: datetime | None = None) -> bool:
-        return is_stale(self.expires_at, seconds, now)
+    @classmethod
+    def from_db(cls, db: str | None, field_names: list[str], values: list[Any]) -> Token:
+        """Refuse a token whose ciphertext was made for another row or column (``TokenDecryptionError``)."""
+        instance = super().from_db(db, field_names, values)
+        loaded = instance.__dict__
+        for name in cls.ENCRYPTED_FIELDS:
+            if name in loaded:
+                loaded[name] = check_binding(loaded[name], owner=loaded.get("account_id"), field=name)
+        return instance
 
-
-def is_stale(expires_at: datetime | None, leeway: float, now: datetime | None = None) -> bool:
-    """True when a token expiring at ``expires_at`` should be refreshed before use.
-
-    A token with no known expiry is used until the provider answers 401.
-    """
-    if expires_at is None:
-        return False
-    now = now or timezone.now()
-    return (expires_at - now).total_seconds() <= leeway
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """Whether the next use refreshes it first (``REFRESH_LEEWAY``, at most half its lifetime)."""
+        return policy.is_stale(
+            self.expires_at, bigoauth_settings.REFRESH_LEEWAY, now or timezone.now(), self.refreshed_at
+        )

@@ -29,6 +29,7 @@ from .linking import link_with_code
 from .models import LinkedAccount, Token
 from .providers import CallbackContext, get_provider
 from .providers.bigin import BiginProvider
+from .revocation import RevokeResult
 from .tokens import refresh_access_token
 
 
@@ -287,25 +288,10 @@ def _accounts_to_refresh(
 # -- bigoauth_revoke ---------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class RevokeResult:
-    account: LinkedAccount
-    #: the provider confirmed the revocation
-    confirmed: bool
-    #: the provider has a revoke endpoint at all
-    supported: bool
-    #: the account was revoked before this call; nothing was done
-    already_revoked: bool = False
-
-
 def revoke_account_by_id(account_id: int) -> RevokeResult:
     """Revoke one account through :func:`django_bigoauth.revocation.revoke_account`."""
     try:
         account = LinkedAccount.objects.get(pk=account_id)
     except LinkedAccount.DoesNotExist:
         raise OperationError(_("No linked account with id %(id)s.") % {"id": account_id}) from None
-    supported = account.provider_instance.supports_revoke
-    if account.status == LinkedAccount.Status.REVOKED and not Token.objects.filter(account=account).exists():
-        return RevokeResult(account, confirmed=False, supported=supported, already_revoked=True)
-    confirmed = account.revoke()
-    return RevokeResult(account, confirmed=confirmed, supported=supported)
+    return account.revoke()

@@ -23,17 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
-from django.db.models import TextField, Value
-from django.db.models.functions import Cast
 
-from . import crypto
+from . import crypto, store
 from .exceptions import TokenDecryptionError
 from .models import Token
 
 logger = logging.getLogger("django_bigoauth")
 
 DEFAULT_BATCH_SIZE = 500
-ENCRYPTED_FIELDS = ("access_token", "refresh_token")
+ENCRYPTED_FIELDS = Token.ENCRYPTED_FIELDS
 
 
 @dataclass
@@ -47,10 +45,6 @@ class RotationReport:
     batches: int = 0
     #: (account id, provider) of every token no configured key can decrypt
     failed: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
     def failed_accounts(self, limit: int = 20) -> str:
         """``"account 3 (bigin), account 9 (biggerplate)"``, cut after ``limit`` accounts."""
@@ -111,15 +105,6 @@ def rotate_keys(
 # -- internals ----------------------------------------------------------------------------
 
 
-def _raw_names() -> list[str]:
-    return [f"raw_{name}" for name in ENCRYPTED_FIELDS]
-
-
-def _raw_columns() -> dict[str, Cast]:
-    # A Cast to a plain TextField has no from_db_value: the ciphertext comes back as stored.
-    return {f"raw_{name}": Cast(name, output_field=TextField()) for name in ENCRYPTED_FIELDS}
-
-
 def _read_batch(db: str, last_pk: int, batch_size: int) -> list[tuple]:
     queryset = Token.objects.using(db).filter(pk__gt=last_pk).order_by("pk")
     features = connections[db].features
@@ -127,9 +112,8 @@ def _read_batch(db: str, last_pk: int, batch_size: int) -> list[tuple]:
         # Lock the token rows only, not the accounts joined in for their provider.
         of = ("self",) if features.has_select_for_update_of else ()
         queryset = queryset.select_for_update(of=of)
-    columns = queryset.annotate(**_raw_columns()).values_list(
-        "pk", "account_id", "account__provider", "generation", *_raw_names()
-    )
+    raw = store.raw_ciphertext_columns()
+    columns = queryset.annotate(**raw).values_list("pk", "account_id", "account__provider", "generation", *raw)
     return list(columns[:batch_size])
 
 
@@ -145,11 +129,4 @@ def _rotate_row(db: str, pk: int, generation: int, raw: dict[str, str | None]) -
             return "failed"  # leave the whole row as it is
     if not changes:
         return "already_current"
-    # Value(..., output_field=TextField()) writes the ciphertext as it is; assigning a plain
-    # string to an EncryptedTextField in .update() would encrypt it a second time.
-    updated = (
-        Token.objects.using(db)
-        .filter(pk=pk, generation=generation)
-        .update(**{name: Value(value, output_field=TextField()) for name, value in changes.items()})
-    )
-    return "rotated" if updated else "changed_meanwhile"
+    return "rotated" if store.replace_ciphertext(db, pk, generation, changes) else "changed_meanwhile"

@@ -1,36 +1,47 @@
-"""The one refresh path: lock, re-read, refresh, save, signal.
+"""The one refresh path: exactly one token request per expiry, on every database.
 
-Hot path: one SQL query (token, expiry, generation and account status in one row) and no
-HTTP. When the token is stale, callers serialise on a lock, and whoever takes it second
-re-reads the row and, seeing a newer ``generation``, uses the token the first one stored
-instead of refreshing again. The lock is
+**Hot path.** One SQL query (token, expiry, generation and account status in one row) and
+no HTTP, as long as the token is fresh (``policy.is_stale``).
 
-* on databases with row locks (PostgreSQL, MySQL, Oracle): ``SELECT ... FOR UPDATE`` on the
-  token row, held across the refresh request, so every thread of every process waits for the
-  one refresh. No lock of our own is taken first: a thread that already holds the row lock in
-  an outer transaction (``ATOMIC_REQUESTS``) and refreshes again must never wait for a thread
-  that is itself waiting for that row, which a lock in front of the row lock would allow.
-* on SQLite (no row locks): a lock per account inside this process. The HTTP request is made
-  outside any transaction (a transaction held across it would block every writer of the
-  database), and the write is conditional on the generation that was read, so a refresh from
-  another process is never overwritten by an older one. Across processes each process may
-  refresh once; when the provider rotates refresh tokens, the losers get ``invalid_grant``
-  for the refresh token the winner used up, wait briefly for the winner's write, and use it.
+**Refresh.** When the token is stale, one caller in the whole site refreshes it:
+
+1. *In this process*, threads asking for the same generation of the same account share one
+   "flight": the first leads, the others wait for its outcome (token or exception). Only the
+   leader goes to the database, so a process sends at most one claim attempt at a time.
+2. *Across processes*, the leader claims the refresh with one conditional ``UPDATE`` on the
+   token row (``store.try_claim``), in its own short transaction. The claimant sends the
+   request outside any transaction and writes the new token only if its claim and the
+   generation are still there (``store.store_refresh``). Leaders that lose the claim poll the
+   row until its generation moves, then use the stored token.
+3. A claim lasts ``HTTP_TIMEOUT`` + 5 seconds (``policy.claim_ttl``): the transport ends every
+   exchange within ``HTTP_TIMEOUT``, so only a claimant that died leaves a claim behind, and
+   once it has expired the next caller takes it over. A caller that waits that long without
+   seeing a new token gets ``RefreshError`` ("a refresh is in progress"), never the stale token.
+
+No transaction is held across HTTP and no row lock is needed, so SQLite keeps the promise
+across processes as PostgreSQL and MariaDB do. A provider that rotates refresh tokens with
+reuse detection (RFC 9700 section 4.14.2) sees each refresh token exactly once.
+
+Inside the caller's own transaction the refresh is written through a second connection
+(``store.route``), so a rollback cannot lose it; where that is impossible it is written in the
+caller's transaction, with a warning, and such callers neither lead nor join a flight (they
+may hold the row lock that a leader would wait for).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import client, signals
+from . import client, crypto, policy, signals, store
 from .conf import bigoauth_settings
 from .exceptions import (
     AccountRevoked,
@@ -39,94 +50,173 @@ from .exceptions import (
     ProviderError,
     ReauthorizationRequired,
     RefreshError,
+    TokenBindingError,
     TokenDecryptionError,
+    UnsafeURL,
 )
-from .models import LinkedAccount, Token, is_stale
-from .providers import TokenReply
+from .models import LinkedAccount, Token
+from .redaction import mask
+
+__all__ = ["CurrentToken", "current_token", "get_access_token", "refresh_access_token", "refresh_token_now"]
 
 logger = logging.getLogger("django_bigoauth")
 
-_process_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
-_process_locks_guard = threading.Lock()
-
-#: Seconds a SQLite worker whose refresh token was refused waits for another process to
-#: store the refresh that used it up, before it concludes the account needs linking again.
-#: The winner got its reply before ours was sent, so only its database write is pending.
-ROTATION_GRACE = 2.0
-_GRACE_POLL = 0.02
+#: Seconds between two looks at the row while another process refreshes: starts small (a
+#: refresh answered in 200 ms is seen quickly) and grows to the ceiling.
+_POLL_FIRST, _POLL_CEILING = 0.01, 0.1
 #: ``error_code`` of the InvalidGrant raised when there is no refresh token to send at all
 _NO_REFRESH_TOKEN = "no_refresh_token"
 
 
+@dataclasses.dataclass(frozen=True)
+class CurrentToken:
+    """A usable access token and what identifies it: the generation and when it was obtained."""
+
+    access_token: str
+    generation: int
+    expires_at: datetime | None
+    obtained_at: datetime | None
+
+    def __repr__(self) -> str:
+        return f"<CurrentToken {mask(self.access_token)!r} generation={self.generation} expires_at={self.expires_at}>"
+
+    def is_stale(self, now: datetime) -> bool:
+        return policy.is_stale(self.expires_at, bigoauth_settings.REFRESH_LEEWAY, now, self.obtained_at)
+
+
 def get_access_token(account: LinkedAccount) -> str:
     """A valid access token for ``account``; refreshes first when it is stale."""
-    return current_token(account)[0]
+    return current_token(account).access_token
 
 
 @sensitive_variables()
-def current_token(account: LinkedAccount) -> tuple[str, int]:
-    """``(access_token, generation)``, refreshed first when stale.
-
-    The generation tells a later forced refresh (a 401 from the API) which token it is
-    replacing, so that it uses a refresh another worker made in the meantime instead of
-    refreshing again.
-    """
+def current_token(account: LinkedAccount) -> CurrentToken:
+    """The stored token, refreshed first when stale: one query and no HTTP when it is fresh."""
     # A slice, not .first(): there is at most one row (one token per account), and .first()
     # would add an ORDER BY and cost about a fifth of the hot path in query building.
     queryset = Token.objects.filter(account_id=account.pk).values_list(
-        "access_token", "expires_at", "generation", "account__status"
+        "access_token", "expires_at", "refreshed_at", "generation", "account__status"
     )
     try:
         row = next(iter(queryset[:1]), None)
+        if row is None:
+            raise _missing_token_error(account)
+        access_token = crypto.check_binding(row[0], owner=account.pk, field="access_token")
     except TokenDecryptionError as exc:
-        raise _decryption_error(account) from exc
-    if row is None:
-        raise _missing_token_error(account)
-    access_token, expires_at, generation, status = row
+        raise _decryption_error(account, exc) from exc
+    _, expires_at, obtained_at, generation, status = row
     _check_status(account, status)
-    if not is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY):
-        return access_token, generation
-    return _refresh(account, force=False, seen_generation=generation)
+    token = CurrentToken(access_token, generation, expires_at, obtained_at)
+    if not token.is_stale(timezone.now()):
+        return token
+    return refresh_token_now(account, generation)
 
 
 def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_generation: int | None = None) -> str:
-    """Refresh unless someone else did since ``seen_generation``; returns the current token.
+    """Refresh now, unless someone else did since ``seen_generation``; returns the current access token.
 
-    ``force=True`` refreshes even a fresh token (the ``bigoauth_refresh`` command, a 401 from
-    the API). With ``seen_generation`` set, a refresh stored by another worker since that
-    generation is used instead, forced or not.
+    ``force=False`` only refreshes a stale token (as ``get_access_token()``). ``force=True``
+    refreshes even a fresh one (``account.refresh()``, the ``bigoauth_refresh`` command, the
+    admin's "Refresh now"); without ``seen_generation``, the generation stored now is the one
+    to replace.
     """
-    return _refresh(account, force=force, seen_generation=seen_generation)[0]
+    if not force:
+        return get_access_token(account)
+    if seen_generation is None:
+        state = store.read_claim_state(store.token_db(), account.pk)
+        if state is None:
+            raise _missing_token_error(account)
+        _check_status(account, state.status)
+        seen_generation = state.generation
+    return refresh_token_now(account, seen_generation).access_token
 
 
-def _refresh(account: LinkedAccount, *, force: bool, seen_generation: int | None) -> tuple[str, int]:
-    db = router.db_for_write(Token)
-    # Asked before our own transaction opens, which must not count as the caller's.
-    callers_transaction = inside_callers_transaction(db)
-    if connections[db].features.has_select_for_update:
-        outcome = _refresh_with_row_lock(account, db, force, seen_generation, callers_transaction)
+@sensitive_variables()
+def refresh_token_now(account: LinkedAccount, seen_generation: int) -> CurrentToken:
+    """Make sure a token newer than ``seen_generation`` is stored, refreshing if nobody else does.
+
+    Returns the newer token: the one this call stored, or the one another caller (thread,
+    process, re-link) stored meanwhile. Signals are sent after the flight has landed, by the
+    caller that made the refresh only.
+    """
+    route = store.route(account.pk)
+    if route.in_callers_transaction:
+        _warn_about_callers_transaction(account)
+        outcome = _refresh(account, route.db, seen_generation)
     else:
-        with _process_lock(account.pk):
-            outcome = _refresh_without_row_lock(account, db, force, seen_generation, callers_transaction)
+        outcome = _flights.run((account.pk, seen_generation), lambda: _refresh(account, route.db, seen_generation))
     return outcome.finish(account)
 
 
-@dataclass
-class _Outcome:
-    """What happened under the lock; signals and exceptions wait until the lock is released."""
+# -- one flight per account and generation, in this process ---------------------------------------
 
-    access_token: str = ""
-    generation: int = 0
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: _Outcome | None = None
+        self.error: BaseException | None = None
+
+
+class _Flights:
+    """Threads of a process that want the same refresh wait for one leader instead of each polling."""
+
+    def __init__(self) -> None:
+        self._flights: dict[tuple[Any, int], _Flight] = {}
+        self._lock = threading.Lock()
+
+    def run(self, key: tuple[Any, int], work: Any) -> _Outcome:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        assert flight is not None
+        if leader:
+            try:
+                flight.outcome = work()
+                return flight.outcome
+            except BaseException as exc:
+                flight.error = exc
+                raise
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
+                flight.done.set()
+        # The leader is bounded by the claim's lifetime; a little more covers its database write.
+        bound = policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT).total_seconds() * 2
+        if not flight.done.wait(bound):
+            raise RefreshError(f"A refresh of account {key[0]} is in progress in this process; try again shortly.")
+        if flight.error is not None:
+            # A copy: one exception object raised in several threads would share its traceback.
+            raise copy.copy(flight.error) from None
+        assert flight.outcome is not None
+        return flight.outcome.as_follower()
+
+
+_flights = _Flights()
+
+
+# -- the refresh itself --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """What a refresh attempt ended with; signals and exceptions wait until the flight has landed."""
+
+    token: CurrentToken | None = None
     refreshed: bool = False
     failure: BigOAuthError | None = None
-    #: this worker moved the account to "needs re-authorisation" (so it alone sends the signal)
+    #: this call moved the account to "needs re-authorisation" (so it alone sends the signal)
     marked_needs_reauth: bool = False
 
-    @classmethod
-    def current(cls, token: Token, *, refreshed: bool = False) -> _Outcome:
-        return cls(token.access_token, token.generation, refreshed=refreshed)
+    def __repr__(self) -> str:
+        return f"<_Outcome refreshed={self.refreshed} failure={type(self.failure).__name__ if self.failure else None}>"
 
-    def finish(self, account: LinkedAccount) -> tuple[str, int]:
+    def as_follower(self) -> _Outcome:
+        return _Outcome(token=self.token, failure=self.failure)
+
+    def finish(self, account: LinkedAccount) -> CurrentToken:
         if isinstance(self.failure, ReauthorizationRequired):
             account.status = LinkedAccount.Status.NEEDS_REAUTH
             if self.marked_needs_reauth:
@@ -135,178 +225,156 @@ class _Outcome:
             raise self.failure
         if self.refreshed:
             signals.token_refreshed.send(sender=LinkedAccount, account=account)
-        return self.access_token, self.generation
-
-
-def _refresh_with_row_lock(account, db, force, seen_generation, callers_transaction) -> _Outcome:
-    with transaction.atomic(using=db):
-        token = _read_token(account, db, lock=True)
-        if not _needs_refresh(token, force, seen_generation):
-            return _Outcome.current(token)
-        try:
-            reply = _request_refresh(account, token, callers_transaction)
-        except InvalidGrant as exc:
-            marked = _mark_needs_reauth(account, db, exc.error_code or "invalid_grant")
-            return _Outcome(failure=_reauth_error(account, exc), marked_needs_reauth=marked)
-        _store(token, reply, db)
-        return _Outcome.current(token, refreshed=True)
-
-
-def _refresh_without_row_lock(account, db, force, seen_generation, callers_transaction) -> _Outcome:
-    token = _read_token(account, db, lock=False)
-    if not _needs_refresh(token, force, seen_generation):
-        return _Outcome.current(token)
-    read_generation = token.generation
-    try:
-        reply = _request_refresh(account, token, callers_transaction)
-    except InvalidGrant as exc:
-        # Another process may have used (and rotated) the refresh token first. It got its
-        # reply before we got ours, so its write is at most moments away: wait for it.
-        if exc.error_code != _NO_REFRESH_TOKEN:
-            current = _await_other_refresh(account, db, read_generation)
-            if current is not None:
-                return _Outcome.current(current)
-        marked = _mark_needs_reauth(account, db, exc.error_code or "invalid_grant", expect_generation=read_generation)
-        if not marked:
-            # Either the winner's write landed after all, or another worker marked the account.
-            return _Outcome.current(_read_token(account, db, lock=False))
-        return _Outcome(failure=_reauth_error(account, exc), marked_needs_reauth=True)
-    with transaction.atomic(using=db):
-        if not _store(token, reply, db, expect_generation=read_generation):
-            # Another process stored a refresh while ours was in flight; theirs stays.
-            return _Outcome.current(_read_token(account, db, lock=False))
-    return _Outcome.current(token, refreshed=True)
-
-
-def _await_other_refresh(account: LinkedAccount, db: str, generation: int) -> Token | None:
-    """The token another process stored since ``generation``, if one turns up within the grace."""
-    deadline = time.monotonic() + ROTATION_GRACE
-    while True:
-        current = _read_token(account, db, lock=False)
-        if current.generation != generation:
-            return current
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(_GRACE_POLL)
-
-
-def _needs_refresh(token: Token, force: bool, seen_generation: int | None) -> bool:
-    if seen_generation is not None and token.generation != seen_generation:
-        return False
-    return force or token.expires_within(bigoauth_settings.REFRESH_LEEWAY)
-
-
-def _read_token(account: LinkedAccount, db: str, *, lock: bool) -> Token:
-    queryset = Token.objects.using(db).select_related("account")
-    if lock:
-        queryset = queryset.select_for_update(of=("self",)) if _supports_of(db) else queryset.select_for_update()
-    try:
-        token = queryset.get(account_id=account.pk)
-    except Token.DoesNotExist:
-        raise _missing_token_error(account) from None
-    except TokenDecryptionError as exc:
-        raise _decryption_error(account) from exc
-    _check_status(account, token.account.status)
-    return token
-
-
-def _supports_of(db: str) -> bool:
-    return connections[db].features.has_select_for_update_of
+        assert self.token is not None
+        return self.token
 
 
 @sensitive_variables()
-def _request_refresh(account: LinkedAccount, token: Token, callers_transaction: bool) -> TokenReply:
-    provider = account.provider_instance
-    if callers_transaction:
-        _warn_about_callers_transaction(account)
+def _refresh(account: LinkedAccount, db: str, seen_generation: int) -> _Outcome:
+    """Claim the refresh of ``seen_generation`` and make it, or wait for whoever has claimed it."""
+    ttl = policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT)
+    deadline = time.monotonic() + ttl.total_seconds()
+    claims_seen: set[str] = set()
+    pause = _POLL_FIRST
+    while True:
+        now = timezone.now()
+        claim = store.try_claim(db, account.pk, seen_generation, now, ttl)
+        if claim is not None:
+            return _refresh_with_claim(account, db, claim, seen_generation)
+        state = store.read_claim_state(db, account.pk)
+        if state is None:
+            raise _missing_token_error(account)
+        _check_status(account, state.status)
+        seen = policy.waiting_state(
+            seen_generation=seen_generation,
+            generation=state.generation,
+            claim=state.claim,
+            claimed_until=state.claimed_until,
+            now=now,
+            claims_seen=claims_seen,
+        )
+        if seen is policy.TokenState.REFRESHED:
+            return _Outcome(token=_stored_token(account, db))
+        if seen is policy.TokenState.FAILED_ELSEWHERE:
+            raise RefreshError(
+                f"Refreshing account {account.pk} ({account.provider}) failed in another worker just now; "
+                "the stored token is unchanged. Try again shortly."
+            )
+        if seen is policy.TokenState.IN_PROGRESS:
+            claims_seen.add(state.claim)
+        if time.monotonic() >= deadline:
+            raise RefreshError(
+                f"A refresh of account {account.pk} ({account.provider}) is in progress elsewhere and did not "
+                f"finish within {ttl.total_seconds():g} seconds; try again shortly."
+            )
+        time.sleep(pause)
+        pause = min(pause * 1.5, _POLL_CEILING)
+
+
+@sensitive_variables()
+def _refresh_with_claim(account: LinkedAccount, db: str, claim: str, generation: int) -> _Outcome:
+    try:
+        token = store.read_token(db, account.pk)
+        if token is None:
+            raise _missing_token_error(account)
+        reply = _request_refresh(account, token)
+    except InvalidGrant as exc:
+        marked = store.mark_needs_reauth(db, account.pk, claim, generation)
+        if not marked:
+            state = store.read_claim_state(db, account.pk)
+            if state is not None and state.generation != generation:
+                # Linked again while our request was being refused: the new grant is fine.
+                return _Outcome(token=_stored_token(account, db))
+        else:
+            logger.warning(
+                "Account %s (%s) needs re-authorisation: its refresh token was refused (%s)",
+                account.pk,
+                account.provider,
+                exc.error_code or "invalid_grant",
+            )
+        return _Outcome(failure=_reauth_error(account, exc), marked_needs_reauth=marked)
+    except TokenDecryptionError as exc:
+        store.release_claim(db, account.pk, claim)
+        raise _decryption_error(account, exc) from exc
+    except BaseException:
+        store.release_claim(db, account.pk, claim)
+        raise
+    now = timezone.now()
+    if store.store_refresh(db, token, claim, policy.refresh_values(reply), now):
+        logger.info("Refreshed the token of account %s (%s)", account.pk, account.provider)
+        stored = CurrentToken(reply.access_token, generation + 1, reply.expires_at, now)
+        return _Outcome(token=stored, refreshed=True)
+    # The claim was lost: a re-link replaced the token, or our request outlived the claim and
+    # another caller took over. Whatever is stored now is newer than what we started from.
+    logger.warning(
+        "The refresh of account %s (%s) was not stored: the token changed while it was in flight",
+        account.pk,
+        account.provider,
+    )
+    return _Outcome(token=_stored_token(account, db))
+
+
+@sensitive_variables()
+def _request_refresh(account: LinkedAccount, token: Token) -> Any:
     if not token.refresh_token:
         # Nothing to refresh with (Zoho issues refresh tokens on first consent only): the same
         # outcome as a refused refresh token.
         raise InvalidGrant(
             f"Account {account.pk} ({account.provider}) has no refresh token.", error_code=_NO_REFRESH_TOKEN
         )
+    provider = account.provider_instance
     try:
-        reply = client.refresh(provider, token.refresh_token, accounts_server=account.accounts_server)
+        # The stored row's accounts server, not the caller's copy; the provider checks it
+        # against the allow-list again before the client secret goes there.
+        return client.refresh(provider, token.refresh_token, accounts_server=token.account.accounts_server)
     except InvalidGrant:
         raise
+    except UnsafeURL as exc:
+        logger.error("Refusing to refresh account %s (%s): %s", account.pk, account.provider, exc)
+        raise UnsafeURL(f"Account {account.pk} ({account.provider}): {exc}") from None
     except ProviderError as exc:
         logger.warning("Refresh of account %s (%s) failed: %s", account.pk, account.provider, exc)
         raise RefreshError(f"Refreshing account {account.pk} ({account.provider}) failed: {exc}") from exc
-    return reply
 
+
+def _stored_token(account: LinkedAccount, db: str) -> CurrentToken:
+    try:
+        token = store.read_token(db, account.pk)
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account, exc) from exc
+    if token is None:
+        raise _missing_token_error(account)
+    _check_status(account, token.account.status)
+    return CurrentToken(token.access_token, token.generation, token.expires_at, token.refreshed_at)
+
+
+# -- the caller's transaction -------------------------------------------------------------------
 
 _warned_about_outer_transaction = False
 
 
 def _warn_about_callers_transaction(account: LinkedAccount) -> None:
-    """Say once per process that a refresh is about to be written inside the caller's transaction.
+    """Say once per process that a refresh is written inside the caller's transaction.
 
-    Its result then lives or dies with that transaction: if it rolls back, the refresh is lost
-    (a provider that rotates refresh tokens will then refuse the old one), and on SQLite other
-    threads cannot see it until it commits. Test cases' own transactions do not count.
+    That happens only where the second connection cannot help (see ``store.route``): its result
+    then lives or dies with the caller's transaction, and if that rolls back the refresh is lost
+    (a provider that rotates refresh tokens will then refuse the old one).
     """
     global _warned_about_outer_transaction
     if _warned_about_outer_transaction:
         return
     _warned_about_outer_transaction = True
     logger.warning(
-        "Refreshing account %s (%s) inside an open transaction (ATOMIC_REQUESTS or transaction.atomic): "
+        "Refreshing account %s (%s) inside an open transaction (ATOMIC_REQUESTS or transaction.atomic) "
+        "that the app cannot write around (SQLite, or the token row is locked or uncommitted in it): "
         "if it rolls back, the new token is lost. Call the API outside the transaction, e.g. with "
-        "@transaction.non_atomic_requests; see the README, 'Refreshing exactly once'.",
+        "@transaction.non_atomic_requests; see 'Refreshing exactly once' in the docs.",
         account.pk,
         account.provider,
     )
 
 
-def inside_callers_transaction(db: str) -> bool:
-    """True inside ``transaction.atomic`` blocks other than those Django's test cases open."""
-    connection = connections[db]
-    return connection.in_atomic_block and any(
-        not getattr(block, "_from_testcase", False) for block in getattr(connection, "atomic_blocks", [])
-    )
-
-
-def _store(token: Token, reply: TokenReply, db: str, *, expect_generation: int | None = None) -> bool:
-    """Write the new token; a missing refresh token in the reply keeps the old one."""
-    now = timezone.now()
-    token.access_token = reply.access_token
-    if reply.refresh_token:
-        token.refresh_token = reply.refresh_token
-    token.token_type = reply.token_type or token.token_type
-    token.expires_at = reply.expires_at
-    if reply.scope:
-        token.scope = reply.scope
-    token.refreshed_at = now
-    token.updated_at = now
-    fields = ["access_token", "refresh_token", "token_type", "expires_at", "scope", "refreshed_at", "updated_at"]
-    queryset = Token.objects.using(db).filter(pk=token.pk)
-    if expect_generation is not None:
-        queryset = queryset.filter(generation=expect_generation)
-    updated = queryset.update(generation=token.generation + 1, **{field: getattr(token, field) for field in fields})
-    if updated:
-        token.generation += 1
-        logger.info("Refreshed the token of account %s (%s)", token.account_id, token.account.provider)
-    return bool(updated)
-
-
-def _mark_needs_reauth(account: LinkedAccount, db: str, reason: str, *, expect_generation: int | None = None) -> bool:
-    """Move an active account to "needs re-authorisation"; False if it was not (or no longer) due.
-
-    With ``expect_generation``, only while the token is still the one that was refused: a
-    refresh stored by another process in the meantime means the account is fine.
-    """
-    queryset = LinkedAccount.objects.using(db).filter(pk=account.pk, status=LinkedAccount.Status.ACTIVE)
-    if expect_generation is not None:
-        queryset = queryset.filter(token__generation=expect_generation)
-    marked = bool(queryset.update(status=LinkedAccount.Status.NEEDS_REAUTH, updated_at=timezone.now()))
-    if marked:
-        logger.warning(
-            "Account %s (%s) needs re-authorisation: its refresh token was refused (%s)",
-            account.pk,
-            account.provider,
-            reason,
-        )
-    return marked
+# -- errors ----------------------------------------------------------------------------------------
 
 
 def _reauth_error(account: LinkedAccount, exc: InvalidGrant) -> ReauthorizationRequired:
@@ -334,7 +402,18 @@ def _missing_token_error(account: LinkedAccount) -> BigOAuthError:
     return ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no token; link it again.")
 
 
-def _decryption_error(account: LinkedAccount) -> TokenDecryptionError:
+def _decryption_error(account: LinkedAccount, cause: TokenDecryptionError) -> TokenDecryptionError:
+    if isinstance(cause, TokenBindingError):
+        logger.error(
+            "The stored token of account %s (%s) was not encrypted for this account (copied from another row "
+            "or column?); it is not used",
+            account.pk,
+            account.provider,
+        )
+        return TokenBindingError(
+            f"The stored token of account {account.pk} ({account.provider}) was not encrypted for this account "
+            "and column, so it is not used: someone changed the token table. Link the account again."
+        )
     logger.error(
         "The token of account %s (%s) cannot be decrypted with any configured key", account.pk, account.provider
     )
@@ -342,17 +421,3 @@ def _decryption_error(account: LinkedAccount) -> TokenDecryptionError:
         f"The token of account {account.pk} ({account.provider}) cannot be decrypted with any key in "
         "BIGOAUTH['ENCRYPTION_KEYS']; restore the key it was written with, or link the account again."
     )
-
-
-class _process_lock:
-    """A lock per account id, shared by the threads of this process."""
-
-    def __init__(self, account_pk: int):
-        with _process_locks_guard:
-            self._lock = _process_locks[account_pk]
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-
-    def __exit__(self, *exc_info) -> None:
-        self._lock.release()

@@ -43,8 +43,10 @@ from . import linking, state
 from .conf import bigoauth_settings
 from .exceptions import AccountNotStored, CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
 from .humanize import describe_expiry
-from .models import LinkedAccount, is_stale
+from .models import LinkedAccount
+from .policy import is_stale
 from .providers import Provider, UnknownProvider, get_provider, get_providers
+from .revocation import RevokeOutcome
 
 logger = logging.getLogger("django_bigoauth")
 
@@ -81,7 +83,7 @@ def accounts(request: HttpRequest) -> HttpResponse:
     """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons."""
     # Token columns are read as plain values: no token is decrypted to draw this page.
     queryset = LinkedAccount.objects.filter(user=request.user).annotate(
-        token_expires_at=F("token__expires_at"), token_pk=F("token__pk")
+        token_expires_at=F("token__expires_at"), token_refreshed_at=F("token__refreshed_at"), token_pk=F("token__pk")
     )
     now = timezone.now()
     rows = [_account_row(account, now) for account in queryset]
@@ -103,7 +105,7 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
         account=account,
         provider_name=provider.display_name if provider else account.provider,
         expires=describe_expiry(expires_at, now) if has_token else "",
-        stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now),
+        stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now, account.token_refreshed_at),
         has_token=has_token,
         reconnect_url=reverse("bigoauth:authorise", args=[provider.slug]) if provider else "",
     )
@@ -345,7 +347,7 @@ def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("bigoauth:accounts")
     names["provider"] = provider.display_name
     try:
-        confirmed = account.revoke()
+        result = account.revoke()
     except RevokeError:
         messages.error(
             request,
@@ -358,13 +360,16 @@ def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
             fail_silently=True,
         )
         return redirect("bigoauth:accounts")
-    if confirmed:
+    outcome = result.outcome
+    if outcome is RevokeOutcome.REVOKED:
         text = _("“%(label)s” is disconnected: %(provider)s withdrew this site's access and its tokens are deleted.")
-    elif not provider.supports_revoke:
+    elif outcome is RevokeOutcome.REMOVED_LOCALLY:
         text = _(
             "“%(label)s” is disconnected and its tokens are deleted here. %(provider)s offers no way to "
             "withdraw access remotely: you can remove this site in your %(provider)s account settings."
         )
+    elif outcome is RevokeOutcome.SUPERSEDED:
+        text = _("“%(label)s” was linked again while it was being disconnected; the new link stays.")
     else:
         text = _("“%(label)s” is disconnected.")
     messages.success(request, text % names, fail_silently=True)

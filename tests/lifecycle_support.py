@@ -133,3 +133,19 @@ def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path
         for process in processes:
             if process.poll() is None:
                 process.kill()
+
+
+def overwrite_token(account, **values) -> None:
+    """Write token columns directly, as a key change or a provider-side change would leave them.
+
+    Encrypted columns are sealed to ``account``, as ``django_bigoauth.store`` does; a test
+    that wants a ciphertext from elsewhere copies raw column values instead.
+    """
+    from django_bigoauth.crypto import Sealed
+    from django_bigoauth.models import Token
+
+    sealed = {
+        name: Sealed(value, owner=account.pk, field=name) if name in Token.ENCRYPTED_FIELDS and value else value
+        for name, value in values.items()
+    }
+    assert Token.objects.filter(account=account).update(**sealed) == 1

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from django_bigoauth.models import LinkedAccount, Token
 from django_bigoauth.redaction import mask
+from tests.lifecycle_support import overwrite_token
 from tests.test_crypto import use_keys
 from tests.test_no_secrets import CLIENT_SECRETS, assert_no_secrets, capture_all_loggers, record_texts
 
@@ -212,7 +213,7 @@ def test_a_token_no_key_can_decrypt_does_not_break_the_pages(admin_client, accou
     working_keys = settings.BIGOAUTH["ENCRYPTION_KEYS"]
     use_keys(settings, Fernet.generate_key().decode())
     broken = accounts.site
-    Token.objects.filter(account=broken).update(access_token="1000.access.written-under-a-lost-key")
+    overwrite_token(broken, access_token="1000.access.written-under-a-lost-key")
     use_keys(settings, *working_keys)
 
     assert admin_client.get(CHANGELIST).status_code == 200
@@ -237,7 +238,7 @@ def test_a_token_no_key_can_decrypt_does_not_break_the_pages(admin_client, accou
 def test_actions_on_a_token_no_key_can_decrypt_say_so(admin_client, accounts, settings, fake_provider):
     working_keys = settings.BIGOAUTH["ENCRYPTION_KEYS"]
     use_keys(settings, Fernet.generate_key().decode())
-    Token.objects.filter(account=accounts.site).update(access_token="1000.access.under-a-lost-key")
+    overwrite_token(accounts.site, access_token="1000.access.under-a-lost-key")
     use_keys(settings, *working_keys)
 
     _response, messages = run_action(admin_client, "refresh_now", [accounts.site])
@@ -331,7 +332,7 @@ def test_refresh_now_reports_a_provider_failure_and_keeps_the_token(admin_client
 
 
 def test_refresh_now_reports_a_refused_refresh_token_as_needing_a_new_link(admin_client, accounts, fake_provider):
-    fake_provider.live_refresh_tokens.discard(Token.objects.get(account=accounts.maps).refresh_token)
+    fake_provider.kill(Token.objects.get(account=accounts.maps).refresh_token)
     _response, messages = run_action(admin_client, "refresh_now", [accounts.maps, accounts.dead])
     assert [level for level, _text in messages] == ["error", "error"]
     assert "must be linked again" in messages[0][1] and "invalid_grant" in messages[0][1]
@@ -495,7 +496,7 @@ def test_a_token_can_be_looked_at_but_not_added_changed_or_deleted(admin_client,
 def test_an_undecryptable_token_is_shown_as_such(admin_client, accounts, settings):
     working_keys = settings.BIGOAUTH["ENCRYPTION_KEYS"]
     use_keys(settings, Fernet.generate_key().decode())
-    Token.objects.filter(account=accounts.site).update(access_token="1000.access.written-under-a-lost-key")
+    overwrite_token(accounts.site, access_token="1000.access.written-under-a-lost-key")
     use_keys(settings, *working_keys)
 
     listing = admin_client.get(TOKEN_CHANGELIST)

@@ -14,6 +14,7 @@ from django_bigoauth.exceptions import (
     ProviderUnavailable,
 )
 from django_bigoauth.providers import get_provider
+from django_bigoauth.transport import get_transport
 
 ZOHO_TOKEN = "https://accounts.zoho.com/oauth/v2/token"
 BP_TOKEN = "https://accounts.biggerplate.com/oauth/token"
@@ -126,18 +127,20 @@ def test_every_call_has_the_configured_timeout(settings):
     settings.BIGOAUTH = {**settings.BIGOAUTH, "HTTP_TIMEOUT": 2.5}
     responses.post(ZOHO_TOKEN, json={"access_token": "a"})
     seen = {}
-
-    original = requests.post
+    session = get_transport().session
+    original = session.request
 
     def spy(*args, **kwargs):
         seen["timeout"] = kwargs.get("timeout")
+        seen["allow_redirects"] = kwargs.get("allow_redirects")
         return original(*args, **kwargs)
 
     import unittest.mock
 
-    with unittest.mock.patch.object(client.requests, "post", spy):
+    with unittest.mock.patch.object(session, "request", spy):
         client.refresh(get_provider("bigin"), "1000.rt")
-    assert seen["timeout"] == 2.5
+    # (connect, read) per operation; the watchdog holds the whole exchange to the same bound.
+    assert seen == {"timeout": (2.5, 2.5), "allow_redirects": False}
 
 
 def test_plain_http_off_loopback_is_refused_before_sending(settings):

@@ -8,7 +8,6 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from django_bigoauth import tokens
 from django_bigoauth.models import LinkedAccount, Token
 from tests.lifecycle_support import raw_token_row
 
@@ -66,7 +65,6 @@ def test_nothing_to_refresh(fake_provider, make_account):
 
 
 def test_failures_are_reported_per_account_and_fail_the_command(fake_provider, make_account, monkeypatch):
-    monkeypatch.setattr(tokens, "ROTATION_GRACE", 0.05)
     good = make_account("bigin", refresh_token=fake_provider.issue_refresh_token(), external_id="1")
     bad = make_account("bigin", refresh_token="1000.refresh.revoked", external_id="2")
     out = StringIO()

@@ -35,13 +35,18 @@ def fernet_plaintext(key, ciphertext):
     return Fernet(key.encode() if isinstance(key, str) else key).decrypt(ciphertext.encode()).decode()
 
 
+def bound(account, field, token):
+    """The plaintext a token is stored as: bound to its account and column (see crypto.py)."""
+    return f"bigoauth1\x1f{account.pk}\x1f{field}\x1f{token}"
+
+
 def test_tokens_are_stored_as_fernet_ciphertext_under_the_first_key(settings, make_account):
     use_keys(settings, KEY_A, KEY_B)
     account = make_account(access_token="1000.access.plain-a1", refresh_token="1000.refresh.plain-r1")
     access_raw, refresh_raw = raw_by_account()[account.pk]
     assert "plain" not in access_raw and "plain" not in refresh_raw
-    assert fernet_plaintext(KEY_A, access_raw) == "1000.access.plain-a1"
-    assert fernet_plaintext(KEY_A, refresh_raw) == "1000.refresh.plain-r1"
+    assert fernet_plaintext(KEY_A, access_raw) == bound(account, "access_token", "1000.access.plain-a1")
+    assert fernet_plaintext(KEY_A, refresh_raw) == bound(account, "refresh_token", "1000.refresh.plain-r1")
     with pytest.raises(InvalidToken):
         fernet_plaintext(KEY_B, access_raw)
 
@@ -53,7 +58,7 @@ def test_the_first_key_encrypts_and_every_key_decrypts(settings, make_account):
     assert old.get_access_token() == "1000.access.old"
     new = make_account(access_token="1000.access.new", external_id="new")
     new_raw = raw_by_account()[new.pk][0]
-    assert fernet_plaintext(KEY_B, new_raw) == "1000.access.new"
+    assert fernet_plaintext(KEY_B, new_raw) == bound(new, "access_token", "1000.access.new")
     with pytest.raises(InvalidToken):
         fernet_plaintext(KEY_A, new_raw)
 
@@ -63,7 +68,7 @@ def test_a_key_is_derived_from_secret_key_when_none_is_set(settings, make_accoun
     account = make_account(access_token="1000.access.derived")
     raw = raw_by_account()[account.pk][0]
     derived = crypto.derive_key(settings.SECRET_KEY)
-    assert fernet_plaintext(derived, raw) == "1000.access.derived"
+    assert fernet_plaintext(derived, raw) == bound(account, "access_token", "1000.access.derived")
     # A derived key, not SECRET_KEY itself stretched to length.
     assert settings.SECRET_KEY.encode() not in derived
     assert account.get_access_token() == "1000.access.derived"

@@ -236,8 +236,8 @@ def test_the_request_log_never_shows_the_code_or_the_state():
 def test_test_connection_refreshes_a_stale_token_and_shows_the_answer(fake_provider, make_account):
     from demo_site.connection import test_connection
 
-    account = make_account("bigin", expires_in=-5, api_domain=fake_provider.url)
-    fake_provider.live_refresh_tokens.add("1000.refresh.initial")
+    account = make_account("bigin", expires_in=-5, api_domain=fake_provider.api_url)
+    fake_provider.adopt(refresh_token="1000.refresh.initial")
 
     result = test_connection(account)
 
@@ -253,8 +253,8 @@ def test_test_connection_refreshes_a_stale_token_and_shows_the_answer(fake_provi
 def test_test_connection_leaves_a_fresh_token_alone(fake_provider, make_account):
     from demo_site.connection import test_connection
 
-    account = make_account("bigin", api_domain=fake_provider.url)
-    fake_provider.live_access_tokens.add("1000.access.initial")
+    account = make_account("bigin", api_domain=fake_provider.api_url)
+    fake_provider.adopt(access_token="1000.access.initial")
 
     result = test_connection(account)
 
@@ -269,7 +269,7 @@ def test_test_connection_explains_a_refused_refresh_token(fake_provider, make_ac
 
     from django_bigoauth.models import LinkedAccount
 
-    account = make_account("bigin", expires_in=-5, api_domain=fake_provider.url)  # refresh token unknown there
+    account = make_account("bigin", expires_in=-5, api_domain=fake_provider.api_url)  # refresh token unknown there
 
     result = test_connection(account)
 
@@ -450,7 +450,7 @@ def test_the_sandbox_is_a_real_authorisation_server_for_the_apps_client(site, mo
 
     callback, redirect_uri, verifier = consent(site, browser, provider, allow=True)
     reply = client.exchange_code(provider, callback["code"], redirect_uri=redirect_uri, code_verifier=verifier)
-    client.revoke(provider, reply.refresh_token)
+    client.revoke(provider, reply.refresh_token, token_type_hint="refresh_token")
     me = requests.get(f"{site.url}/sandbox/api/me", headers={"Authorization": f"Bearer {reply.access_token}"})
     assert me.status_code == 401  # revoking the refresh token killed its access token too
 
@@ -487,7 +487,7 @@ def _test_url(account) -> str:
 
 def test_the_home_page_lists_the_users_accounts_with_a_test_button(client, demo_pages, make_account, django_user_model):
     user = django_user_model.objects.create_user("ann", password="pw")
-    mine = make_account("bigin", user=user, label="Ann's org", api_domain=demo_pages.url)
+    mine = make_account("bigin", user=user, label="Ann's org", api_domain=demo_pages.api_url)
     theirs = make_account("bigin", user=django_user_model.objects.create_user("bob"), label="Bob's org")
     client.force_login(user)
 
@@ -499,8 +499,8 @@ def test_the_home_page_lists_the_users_accounts_with_a_test_button(client, demo_
 
 def test_test_connection_shows_the_api_answer(client, demo_pages, make_account, django_user_model):
     user = django_user_model.objects.create_user("ann", password="pw")
-    account = make_account("bigin", user=user, api_domain=demo_pages.url)
-    demo_pages.live_access_tokens.add("1000.access.initial")
+    account = make_account("bigin", user=user, api_domain=demo_pages.api_url)
+    demo_pages.adopt(access_token="1000.access.initial")
     client.force_login(user)
 
     response = client.post(_test_url(account))
@@ -513,7 +513,7 @@ def test_test_connection_shows_the_api_answer(client, demo_pages, make_account, 
 
 def test_test_connection_is_for_the_owner_only_and_by_post(client, demo_pages, make_account, django_user_model):
     owner = django_user_model.objects.create_user("ann")
-    account = make_account("bigin", user=owner, api_domain=demo_pages.url)
+    account = make_account("bigin", user=owner, api_domain=demo_pages.api_url)
 
     assert client.post(_test_url(account)).status_code == 302  # signed out: to the login page
     client.force_login(django_user_model.objects.create_user("bob"))

@@ -23,7 +23,7 @@ from django_bigoauth.exceptions import (
 from django_bigoauth.linking import link_with_code, store_account
 from django_bigoauth.models import LinkedAccount, Token
 from django_bigoauth.providers import CallbackContext, Identity, Provider, TokenReply, get_provider
-from tests.lifecycle_support import closed_port_url, raw_token_row
+from tests.lifecycle_support import raw_token_row
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_link_with_code_stores_the_account_its_data_centre_and_token(fake_provid
     account.refresh_from_db()
     assert (account.external_id, account.label, account.data_centre) == ("org-1", "Acme Ltd", "us")
     assert account.accounts_server == fake_provider.url
-    assert account.api_domain == fake_provider.url
+    assert account.api_domain == fake_provider.api_url
     assert account.token.refresh_token in fake_provider.live_refresh_tokens
 
 
@@ -284,9 +284,7 @@ def test_an_identity_endpoint_that_is_down_fails_the_link(fake_provider, status)
 
 
 def test_an_identity_endpoint_that_cannot_be_reached_fails_the_link(fake_provider):
-    fake_provider.queue_reply(
-        200, {"access_token": "1000.access.x", "expires_in": 3600, "api_domain": closed_port_url()}
-    )
+    fake_provider.take_down("api")
     with pytest.raises(ProviderUnavailable):
         link(fake_provider)
     assert nothing_stored()
@@ -385,7 +383,7 @@ def acme(fake_provider, settings):
                 "CLIENT_SECRET": "acme-secret-value",
                 "AUTHORIZE_URL": f"{fake_provider.url}/oauth/auth",
                 "TOKEN_URL": f"{fake_provider.url}/oauth/token",
-                "API_BASE_URL": fake_provider.url,
+                "API_BASE_URL": fake_provider.api_url,
             },
         },
     }
@@ -438,7 +436,7 @@ def test_an_error_report_of_an_identity_endpoint_that_is_down_shows_no_token(fak
 
     access = "1000.access." + secrets.token_hex(8)
     fake_provider.queue_reply(503, "down", "text/plain", path_suffix="/org")
-    report = _report_of(client.fetch_identity, get_provider("bigin"), access, api_domain=fake_provider.url)
+    report = _report_of(client.fetch_identity, get_provider("bigin"), access, api_domain=fake_provider.api_url)
     assert "ProviderUnavailable" in report and "********" in report
     assert_no_secrets(report, [access])
 

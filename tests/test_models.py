@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from django_bigoauth.models import LinkedAccount, Token, is_stale
+from django_bigoauth.models import LinkedAccount, Token
+from django_bigoauth.policy import is_stale
 
 pytestmark = pytest.mark.django_db
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django_bigoauth import signals
 from django_bigoauth.exceptions import AccountRevoked, BigOAuthError, RevokeError
 from django_bigoauth.models import LinkedAccount, Token
+from django_bigoauth.revocation import RevokeOutcome
 from tests.fakeprovider import bigoauth_settings_for
 from tests.lifecycle_support import closed_port_url, raw_token_row
 
@@ -27,11 +28,14 @@ def test_zoho_revoke_posts_the_refresh_token_in_the_body(fake_provider, make_acc
     refresh_token = fake_provider.issue_refresh_token()
     account = make_account("bigin", refresh_token=refresh_token, accounts_server=fake_provider.url)
 
-    assert account.revoke() is True
+    result = account.revoke()
 
+    assert (result.outcome, result.confirmed, bool(result)) == (RevokeOutcome.REVOKED, True, True)
     (call,) = fake_provider.calls("/oauth/v2/token/revoke")
     assert call.method == "POST"
+    assert call.server == "us"
     assert call.form["token"] == refresh_token
+    assert call.form["token_type_hint"] == "refresh_token"  # RFC 7009
     assert call.query == ""  # never in the query string, which servers and proxies log
     assert refresh_token not in fake_provider.live_refresh_tokens
     assert not Token.objects.filter(account=account).exists()
@@ -46,8 +50,9 @@ def test_zoho_revoke_posts_the_refresh_token_in_the_body(fake_provider, make_acc
 def test_provider_without_revoke_endpoint_removes_tokens_locally(fake_provider, make_account, revoked_signals):
     account = make_account("biggerplate")
 
-    assert account.revoke() is False
+    result = account.revoke()
 
+    assert (result.outcome, result.confirmed, bool(result)) == (RevokeOutcome.REMOVED_LOCALLY, False, False)
     assert fake_provider.requests == []
     assert not Token.objects.filter(account=account).exists()
     assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.REVOKED
@@ -77,7 +82,7 @@ def test_a_token_the_provider_no_longer_knows_counts_as_revoked(fake_provider, m
     account = make_account("bigin", accounts_server=fake_provider.url, status=LinkedAccount.Status.NEEDS_REAUTH)
     fake_provider.queue_reply(200, {"error": error}, path_suffix="/revoke")
 
-    assert account.revoke() is True
+    assert account.revoke().outcome is RevokeOutcome.REVOKED
 
     assert len(fake_provider.calls("/revoke")) == 1
     assert not Token.objects.filter(account=account).exists()

@@ -11,7 +11,8 @@ from django.db.models import F
 from django_bigoauth import crypto
 from django_bigoauth.models import Token
 from django_bigoauth.rotation import rotate_keys
-from tests.test_crypto import fernet_plaintext, raw_by_account, use_keys
+from tests.lifecycle_support import overwrite_token
+from tests.test_crypto import bound, fernet_plaintext, raw_by_account, use_keys
 
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()
@@ -48,8 +49,12 @@ def test_rotation_moves_every_token_to_the_new_key_so_the_old_one_can_go(setting
     for account, (access, refresh) in accounts_under_a.items():
         access_raw, refresh_raw = raw[account.pk]
         # Decrypting once with B gives the plaintext: re-encrypted, and not encrypted twice.
-        assert fernet_plaintext(KEY_B, access_raw) == access
-        assert refresh_raw == "" if not refresh else fernet_plaintext(KEY_B, refresh_raw) == refresh
+        assert fernet_plaintext(KEY_B, access_raw) == bound(account, "access_token", access)
+        assert (
+            refresh_raw == ""
+            if not refresh
+            else fernet_plaintext(KEY_B, refresh_raw) == bound(account, "refresh_token", refresh)
+        )
 
     use_keys(settings, KEY_B)
     for account, (access, refresh) in accounts_under_a.items():
@@ -135,9 +140,7 @@ def test_a_token_rewritten_during_rotation_keeps_the_newer_value(settings, accou
     def refresh_meanwhile(ciphertext):
         if not state["refreshed"]:
             state["refreshed"] = True
-            Token.objects.filter(account=first).update(
-                access_token="1000.access.from-a-refresh", generation=F("generation") + 1
-            )
+            overwrite_token(first, access_token="1000.access.from-a-refresh", generation=F("generation") + 1)
         return real_reencrypt(ciphertext)
 
     monkeypatch.setattr(crypto, "reencrypt", refresh_meanwhile)

@@ -13,7 +13,7 @@ from tests.fakeprovider import bigoauth_settings_for
 def live_token(fake) -> str:
     """An access token the fake's API accepts."""
     token = "1000.access.live-" + str(len(fake.live_access_tokens))
-    fake.live_access_tokens.add(token)
+    fake.adopt(access_token=token)
     return token
 
 
@@ -21,19 +21,12 @@ def api_calls(fake):
     return [r for r in fake.requests if not r.path.endswith(("token", "revoke"))]
 
 
-class _Forgetful(set):
-    """A token store that never recognises a token: every API call is a 401."""
-
-    def __contains__(self, item) -> bool:
-        return False
-
-
 # -- header scheme and base URL --------------------------------------------------------------------
 
 
 def test_bigin_sends_zoho_oauthtoken_to_the_stored_api_domain(fake_provider, make_account):
     token = live_token(fake_provider)
-    account = make_account("bigin", access_token=token, api_domain=fake_provider.url)
+    account = make_account("bigin", access_token=token, api_domain=fake_provider.api_url)
 
     response = account.session().get("/bigin/v2/org")
 
@@ -91,24 +84,29 @@ def test_relative_paths_keep_a_path_prefix_of_the_api_base(make_account, setting
 
 
 def test_a_token_is_never_sent_to_another_host(fake_provider, make_account):
-    account = make_account("bigin", access_token=live_token(fake_provider), api_domain=fake_provider.url)
+    account = make_account("bigin", access_token=live_token(fake_provider), api_domain=fake_provider.api_url)
     with pytest.raises(UnsafeURL):
         account.session().get("http://localhost:1/steal")  # loopback, so only the origin check stops it
     with pytest.raises(UnsafeURL):
-        account.session().get(fake_provider.url.replace("127.0.0.1", "localhost") + "/bigin/v2/org")
+        account.session().get(fake_provider.api_url.replace("127.0.0.1", "localhost") + "/bigin/v2/org")
     assert fake_provider.requests == []
-    assert account.session().get(f"{fake_provider.url}/bigin/v2/org").status_code == 200
+    assert account.session().get(f"{fake_provider.api_url}/bigin/v2/org").status_code == 200
 
 
-def test_plain_http_off_loopback_is_refused_before_sending(fake_provider, make_account):
+def test_plain_http_off_loopback_is_refused_before_sending(fake_provider, make_account, settings):
     account = make_account("bigin", api_domain="http://api.example.com")
-    with pytest.raises(UnsafeURL, match="plain HTTP"):
+    with pytest.raises(UnsafeURL, match="not an API domain of Bigin"):
         account.session().get("/bigin/v2/org")
+    settings.BIGOAUTH["PROVIDERS"]["biggerplate"]["API_BASE_URL"] = "http://api.example.com"
+    settings.BIGOAUTH = dict(settings.BIGOAUTH)
+    maps = make_account("biggerplate", external_id="bp")
+    with pytest.raises(UnsafeURL, match="not HTTPS"):
+        maps.session().get("/users/me")
     assert fake_provider.requests == []
 
 
 def test_the_callers_headers_are_kept(fake_provider, make_account):
-    account = make_account("bigin", access_token=live_token(fake_provider), api_domain=fake_provider.url)
+    account = make_account("bigin", access_token=live_token(fake_provider), api_domain=fake_provider.api_url)
     account.session().get("/bigin/v2/org", headers={"X-Trace": "abc"})
     (call,) = api_calls(fake_provider)
     assert call.headers["X-Trace"] == "abc"
@@ -119,7 +117,7 @@ def test_the_callers_headers_are_kept(fake_provider, make_account):
 
 def test_stale_token_is_refreshed_before_the_request(fake_provider, make_account):
     account = make_account(
-        "bigin", expires_in=-10, refresh_token=fake_provider.issue_refresh_token(), api_domain=fake_provider.url
+        "bigin", expires_in=-10, refresh_token=fake_provider.issue_refresh_token(), api_domain=fake_provider.api_url
     )
 
     response = account.session().get("/bigin/v2/org")
@@ -136,7 +134,7 @@ def test_401_forces_one_refresh_and_one_retry(fake_provider, make_account):
         "bigin",
         access_token="1000.access.dead",
         refresh_token=fake_provider.issue_refresh_token(),
-        api_domain=fake_provider.url,
+        api_domain=fake_provider.api_url,
     )
 
     response = account.session().get("/bigin/v2/org")
@@ -150,8 +148,8 @@ def test_401_forces_one_refresh_and_one_retry(fake_provider, make_account):
 
 
 def test_second_401_is_returned_without_another_refresh(fake_provider, make_account):
-    fake_provider.live_access_tokens = _Forgetful()
-    account = make_account("bigin", refresh_token=fake_provider.issue_refresh_token(), api_domain=fake_provider.url)
+    fake_provider.api_accepts_tokens = False
+    account = make_account("bigin", refresh_token=fake_provider.issue_refresh_token(), api_domain=fake_provider.api_url)
 
     response = account.session().get("/bigin/v2/org")
 
@@ -161,11 +159,8 @@ def test_second_401_is_returned_without_another_refresh(fake_provider, make_acco
 
 
 def test_401_with_a_dead_refresh_token_raises_reauthorization_required(fake_provider, make_account, monkeypatch):
-    from django_bigoauth import tokens
-
-    monkeypatch.setattr(tokens, "ROTATION_GRACE", 0.05)
     account = make_account(
-        "bigin", access_token="1000.access.dead", refresh_token="1000.refresh.dead", api_domain=fake_provider.url
+        "bigin", access_token="1000.access.dead", refresh_token="1000.refresh.dead", api_domain=fake_provider.api_url
     )
     with pytest.raises(ReauthorizationRequired):
         account.session().get("/bigin/v2/org")

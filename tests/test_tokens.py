@@ -21,7 +21,7 @@ from django_bigoauth.exceptions import (
 )
 from django_bigoauth.models import LinkedAccount, Token
 from tests.fakeprovider import bigoauth_settings_for
-from tests.lifecycle_support import closed_port_url, raw_token_row
+from tests.lifecycle_support import closed_port_url, overwrite_token, raw_token_row
 
 THROTTLED = {
     "error": "Access Denied",
@@ -44,12 +44,6 @@ def received():
     yield log
     for name, signal in hooks.items():
         signal.disconnect(dispatch_uid=f"t-{name}")
-
-
-@pytest.fixture
-def short_grace(monkeypatch):
-    """On SQLite a refused refresh token waits for another process's write; keep that short here."""
-    monkeypatch.setattr(tokens, "ROTATION_GRACE", 0.05)
 
 
 # -- the hot path ---------------------------------------------------------------------------
@@ -125,7 +119,7 @@ def test_a_refresh_stored_by_someone_else_is_used_not_repeated(fake_provider, ma
     """``seen_generation``: the 401 path and the command pass the generation they saw."""
     account = make_account("bigin", refresh_token=fake_provider.issue_refresh_token())
     seen = Token.objects.get(account=account).generation
-    Token.objects.filter(account=account).update(access_token="1000.access.other", generation=seen + 1)
+    overwrite_token(account, access_token="1000.access.other", generation=seen + 1)
 
     assert tokens.refresh_access_token(account, force=True, seen_generation=seen) == "1000.access.other"
     assert fake_provider.refresh_calls() == 0
@@ -208,7 +202,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("refusal", list(REFUSED), ids=list(REFUSED))
-def test_refused_refresh_token_needs_reauthorisation(fake_provider, make_account, received, short_grace, refusal):
+def test_refused_refresh_token_needs_reauthorisation(fake_provider, make_account, received, refusal):
     account = make_account("bigin", expires_in=-10, refresh_token="1000.refresh.unknown-to-the-provider")
     before = raw_token_row(account)
     REFUSED[refusal](fake_provider)

@@ -334,7 +334,7 @@ def test_bigin_link_stores_where_the_account_lives_and_whose_it_is(signed_in, al
     assert (account.data_centre, account.accounts_server, account.api_domain) == (
         "us",
         fake_provider.url,
-        fake_provider.url,
+        fake_provider.api_url,
     )
     assert account.status == LinkedAccount.Status.ACTIVE
 
@@ -379,8 +379,7 @@ def test_configured_redirect_uri_is_sent_identically_at_exchange(signed_in, fake
 
 def _biggerplate_reply(fake, **fields):
     access = "bp.access.canned"
-    with fake.lock:
-        fake.live_access_tokens.add(access)
+    fake.adopt(access_token=access)
     fake.queue_reply(
         200, {"access_token": access, "token_type": "Bearer", "refresh_token": "bp.refresh.canned", **fields}
     )
@@ -535,9 +534,13 @@ def test_a_database_failure_while_storing_is_a_503_page_and_nothing_stored(signe
 
 def _bigin_token_reply(fake, **fields):
     access = "1000.access.canned"
-    with fake.lock:
-        fake.live_access_tokens.add(access)
-    reply = {"access_token": access, "refresh_token": "1000.refresh.canned", "expires_in": 3600, "api_domain": fake.url}
+    fake.adopt(access_token=access)
+    reply = {
+        "access_token": access,
+        "refresh_token": "1000.refresh.canned",
+        "expires_in": 3600,
+        "api_domain": fake.api_url,
+    }
     fake.queue_reply(200, {**reply, **fields})
 
 

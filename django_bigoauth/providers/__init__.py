@@ -6,7 +6,10 @@ whole list, and the cache is dropped when that setting changes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 from ..conf import BUILTIN_PROVIDER_CLASSES, bigoauth_settings
 from ..exceptions import BigOAuthError
@@ -54,3 +57,11 @@ def get_providers() -> list[Provider]:
 
 def clear_cache() -> None:
     _cache.clear()
+
+
+def _clear_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "BIGOAUTH":
+        clear_cache()
+
+
+setting_changed.connect(_clear_on_setting_changed, dispatch_uid="django_bigoauth.providers")

@@ -79,6 +79,8 @@ class Provider:
     invalid_grant_errors: ClassVar[frozenset[str]] = frozenset({"invalid_grant"})
     #: ``error`` values meaning "slow down, try later"
     throttle_errors: ClassVar[frozenset[str]] = frozenset({"slow_down", "temporarily_unavailable"})
+    #: ``code``/``error`` values in an API's 401 body that mean "a scope is missing" (no refresh helps)
+    scope_error_codes: ClassVar[frozenset[str]] = frozenset({"insufficient_scope"})
 
     def __init__(self, slug: str, config: Mapping[str, Any]):
         self.slug = slug
@@ -224,6 +226,20 @@ class Provider:
     def parse_identity(self, data: Any) -> Identity | None:
         """Read the answer of ``identity_path``; ``None`` when it names nobody."""
         return None
+
+    def is_scope_error(self, headers: Mapping[str, str], data: Any) -> bool:
+        """Whether an API's 401 says the token lacks a scope, which a refresh would not cure.
+
+        The standard says so in ``WWW-Authenticate: Bearer error="insufficient_scope"``
+        (RFC 6750 section 3.1); ``scope_error_codes`` adds codes a provider puts in its JSON
+        body (``code`` or ``error``). ``data`` is the decoded body, or ``None``.
+        """
+        challenge = str(headers.get("WWW-Authenticate", ""))
+        if 'error="insufficient_scope"' in challenge.replace(" ", ""):
+            return True
+        if isinstance(data, dict):
+            return any(str(data.get(key)) in self.scope_error_codes for key in ("code", "error") if data.get(key))
+        return False
 
 
 def _number(value: Any, field: str) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from ..exceptions import AccountsServerNotAllowed, CallbackError
+from ..exceptions import AccountsServerNotAllowed, CallbackError, UnsafeURL
 from ..netloc import origin
 from .base import CallbackContext, Identity, Provider, _number
 
@@ -38,6 +38,8 @@ class BiginProvider(Provider):
     invalid_grant_errors = frozenset({"invalid_grant", "invalid_code"})
     # Zoho's throttle reply: {"error": "Access Denied", ...}, with HTTP 200 or 400.
     throttle_errors = frozenset({"Access Denied", "slow_down", "temporarily_unavailable"})
+    # Zoho's API answers 401 {"code": "OAUTH_SCOPE_MISMATCH"} to a token without the scope.
+    scope_error_codes = frozenset({"OAUTH_SCOPE_MISMATCH", "insufficient_scope"})
     #: scopes that let ``identity_path`` read the organisation (compared case-sensitively, as Zoho does)
     org_read_scopes = frozenset({"ZohoBigin.org.READ", "ZohoBigin.org.ALL"})
 
@@ -54,6 +56,18 @@ class BiginProvider(Provider):
         if configured:
             return {code: url.rstrip("/") for code, url in configured.items()}
         return {code: servers[0] for code, servers in DATA_CENTRES.items()}
+
+    @property
+    def api_domains(self) -> dict[str, str]:
+        """Data centre -> API domain: ``API_DOMAINS``, else the built-in table for the configured data centres.
+
+        A token is sent to an account's stored ``api_domain`` only when it is one of these, so
+        a changed column cannot send it elsewhere.
+        """
+        configured = self.setting("API_DOMAINS")
+        if configured:
+            return {code: url.rstrip("/") for code, url in configured.items()}
+        return {code: DATA_CENTRES[code][1] for code in self.accounts_servers if code in DATA_CENTRES}
 
     @property
     def data_centre(self) -> str:
@@ -97,14 +111,38 @@ class BiginProvider(Provider):
         return self.setting("AUTHORIZE_URL", f"{self.home_accounts_server}/oauth/v2/auth")
 
     def get_token_url(self, accounts_server: str = "") -> str:
-        return self.setting("TOKEN_URL", f"{accounts_server or self.home_accounts_server}/oauth/v2/token")
+        return self.setting("TOKEN_URL", f"{self._trusted_server(accounts_server)}/oauth/v2/token")
 
     def get_revoke_url(self, accounts_server: str = "") -> str:
-        return self.setting("REVOKE_URL", f"{accounts_server or self.home_accounts_server}/oauth/v2/token/revoke")
+        return self.setting("REVOKE_URL", f"{self._trusted_server(accounts_server)}/oauth/v2/token/revoke")
+
+    def _trusted_server(self, accounts_server: str) -> str:
+        """The account's accounts server, checked again against the allow-list: the value comes from
+        a stored column, and the client secret and the refresh token are about to go there."""
+        if not accounts_server:
+            return self.home_accounts_server
+        try:
+            return self.allowed_accounts_server(accounts_server)
+        except AccountsServerNotAllowed:
+            raise UnsafeURL(
+                f"{origin(accounts_server) or 'The stored accounts server'} is not an accounts server of "
+                f"{self.display_name} (ACCOUNTS_SERVERS): the client secret is not sent there."
+            ) from None
 
     def get_api_base_url(self, api_domain: str = "") -> str:
-        fallback = DATA_CENTRES.get(self.data_centre, DATA_CENTRES[DEFAULT_DATA_CENTRE])[1]
-        return self.setting("API_BASE_URL", api_domain or fallback)
+        if self.setting("API_BASE_URL"):
+            return self.setting("API_BASE_URL")
+        if not api_domain:
+            fallback = self.api_domains.get(self.data_centre) or DATA_CENTRES[DEFAULT_DATA_CENTRE][1]
+            return fallback
+        wanted = origin(api_domain)
+        for domain in self.api_domains.values():
+            if wanted and origin(domain) == wanted:
+                return domain
+        raise UnsafeURL(
+            f"{wanted or 'The API domain'} is not an API domain of {self.display_name} (API_DOMAINS): "
+            "no token is sent there."
+        )
 
     # -- authorise and callback ----------------------------------------------------------
 

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils.translation import gettext as _
 
 from django_bigoauth.operations import revoke_account_by_id
+from django_bigoauth.revocation import RevokeOutcome
 
 from ._errors import reported_as_command_error
 
@@ -26,13 +27,24 @@ class Command(BaseCommand):
             result = revoke_account_by_id(options["account"])
         account = result.account
         values = {"id": account.pk, "provider": account.provider_instance.display_name}
-        if result.already_revoked:
+        outcome = result.outcome
+        if outcome is RevokeOutcome.ALREADY_REVOKED:
             self.stdout.write(_("Account %(id)s (%(provider)s) was already revoked; nothing to do.") % values)
-        elif result.confirmed:
+        elif outcome is RevokeOutcome.REVOKED:
             self.stdout.write(
                 self.style.SUCCESS(_("Revoked account %(id)s at %(provider)s and removed its tokens.") % values)
             )
-        elif not result.supported:
+        elif outcome is RevokeOutcome.SUPERSEDED:
+            self.stdout.write(
+                self.style.WARNING(
+                    _(
+                        "Revoked the old token of account %(id)s at %(provider)s, but the account was linked again "
+                        "meanwhile: the new link stays active. Run this again to revoke it too."
+                    )
+                    % values
+                )
+            )
+        elif outcome is RevokeOutcome.REMOVED_LOCALLY:
             self.stdout.write(
                 self.style.WARNING(
                     _(
@@ -44,5 +56,7 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(
-                self.style.WARNING(_("Account %(id)s (%(provider)s) had no token; marked revoked.") % values)
+                self.style.WARNING(
+                    _("Account %(id)s (%(provider)s) had no token that could be sent; marked revoked.") % values
+                )
             )
