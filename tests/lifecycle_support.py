@@ -95,7 +95,10 @@ def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path
     """
     settings_dict = connection.settings_dict
     config = {
-        "database": {key: settings_dict[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")},
+        # OPTIONS too: MariaDB's charset, PostgreSQL's isolation level and the like.
+        "database": {
+            key: settings_dict[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+        },
         "bigoauth": bigoauth,
         "account_id": account_id,
         "ready_dir": str(tmp_path),
