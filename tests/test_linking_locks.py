@@ -1,4 +1,4 @@
-"""PostgreSQL: re-linking takes its row locks in the order every other writer does.
+"""PostgreSQL, MariaDB/MySQL: re-linking takes its row locks in the order every other writer does.
 
 A refresh locks the token row (``SELECT ... FOR UPDATE OF token``) and may then mark the
 account as needing re-authorisation; a revoke deletes the token, then updates the account.
@@ -16,7 +16,7 @@ from django_bigoauth.exceptions import ReauthorizationRequired
 from django_bigoauth.linking import store_account
 from django_bigoauth.models import LinkedAccount
 from django_bigoauth.providers import CallbackContext, Identity, TokenReply, get_provider
-from tests.lifecycle_support import require_vendor
+from tests.lifecycle_support import ROW_LOCKS, require_vendor
 
 
 def _wait_for(condition, timeout: float = 10.0) -> None:
@@ -28,7 +28,7 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_relink_while_a_refused_refresh_holds_the_token_row_waits_instead_of_deadlocking(fake_provider, make_account):
-    require_vendor("postgresql", "only PostgreSQL has the row locks whose order can deadlock")
+    require_vendor(ROW_LOCKS, "only databases with row locks have a lock order that can deadlock")
     fake_provider.delay = 0.5  # the refresh holds the token row lock for this long
     account = make_account("bigin", expires_in=-10, refresh_token="1000.refresh.dead", external_id="org-1")
     outcome: dict[str, object] = {}
@@ -77,7 +77,7 @@ def test_a_relink_while_a_refused_refresh_holds_the_token_row_waits_instead_of_d
 
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_first_links_of_one_account_store_it_once():
-    require_vendor("postgresql", "the insert race needs concurrent transactions")
+    require_vendor(ROW_LOCKS, "the insert race needs concurrent transactions")
     from tests.lifecycle_support import run_in_threads
 
     def link():
