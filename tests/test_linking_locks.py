@@ -1,9 +1,10 @@
 """PostgreSQL, MariaDB/MySQL: re-linking takes its row locks in the order every other writer does.
 
-A refresh locks the token row (``SELECT ... FOR UPDATE OF token``) and may then mark the
-account as needing re-authorisation; a revoke deletes the token, then updates the account.
-A re-link that locked the account row first and the token row second would deadlock with
-either, and the re-link that was meant to repair the account would end in an error.
+A refresh locks the token row (``SELECT ... FOR UPDATE OF token``; MariaDB has no ``OF`` and
+locks the joined account row with it) and may then mark the account as needing
+re-authorisation; a revoke deletes the token, then updates the account. A re-link that locked
+the account row first and the token row second would deadlock with either, and the re-link
+that was meant to repair the account would end in an error.
 """
 
 import threading
