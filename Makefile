@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 MANAGE := $(BIN)/python example_project/manage.py
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: demo test test-postgres lint format migrations-check bench dist clean
+.PHONY: demo test test-postgres test-mariadb lint format migrations-check bench dist clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "django_bigoauth needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -27,13 +27,21 @@ demo: $(STAMP)
 	$(MANAGE) demo_setup
 	SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://$(DEMO_ADDR)} $(MANAGE) runserver $(DEMO_ADDR)
 
-## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL)
+## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL or MariaDB/MySQL)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 ## test-postgres: the whole suite against the PostgreSQL server on 127.0.0.1:5432
 test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
+
+## test-mariadb: the whole suite against the MariaDB (or MySQL) server on 127.0.0.1:3306
+# mysqlclient is the "mysql" extra, not in "dev": it compiles against the client library's headers.
+test-mariadb: $(STAMP)
+	@$(BIN)/python -c 'import MySQLdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[mysql]' || { \
+	  echo "Could not install mysqlclient: on Debian/Ubuntu run 'sudo apt-get install libmariadb-dev pkg-config'" >&2; \
+	  exit 1; }
+	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/test} $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,10 +22,46 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "lifecycle_worker.py"
 
 
-def require_vendor(vendor: str, why: str) -> None:
-    """Skip the running test unless the test database is ``vendor``."""
-    if connection.vendor != vendor:
-        pytest.skip(f"{why} (needs {vendor}; this run uses {connection.vendor}: set DATABASE_URL to switch)")
+#: Django's vendor names of the databases with row locks (``SELECT ... FOR UPDATE``); "mysql" is MariaDB too.
+ROW_LOCKS = ("postgresql", "mysql")
+
+
+def require_vendor(vendors: str | tuple[str, ...], why: str) -> None:
+    """Skip the running test unless the test database is ``vendors`` (one name, or a tuple of them)."""
+    wanted = (vendors,) if isinstance(vendors, str) else tuple(vendors)
+    if connection.vendor not in wanted:
+        pytest.skip(
+            f"{why} (needs {' or '.join(wanted)}; this run uses {connection.vendor}: set DATABASE_URL to switch)"
+        )
+
+
+#: For tests of LinkedAccount's unique constraints, which have conditions (one for user accounts, one
+#: for site accounts, whose user is NULL). MariaDB and MySQL have no partial indexes, so Django
+#: leaves those constraints out there (system check models.W036) and nothing stops a duplicate
+#: account. A known bug of the models, not of the tests: strict, so the fix shows up as XPASS
+#: and this marker must then go.
+needs_partial_unique_constraints = pytest.mark.xfail(
+    not connection.features.supports_partial_indexes,
+    reason="this database cannot enforce LinkedAccount's conditional unique constraints (models.W036)",
+    strict=True,
+)
+
+
+def end_other_sessions() -> None:
+    """End every other session on the test database, so a hung test fails instead of hanging its teardown."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        elif connection.vendor == "mysql":
+            # KILL takes one literal id, so first find them.
+            cursor.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            )
+            for (session_id,) in cursor.fetchall():
+                cursor.execute(f"KILL {int(session_id)}")
 
 
 def closed_port_url() -> str:
@@ -95,7 +131,10 @@ def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path
     """
     settings_dict = connection.settings_dict
     config = {
-        "database": {key: settings_dict[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")},
+        # OPTIONS too: MariaDB's charset, PostgreSQL's isolation level and the like.
+        "database": {
+            key: settings_dict[key] for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+        },
         "bigoauth": bigoauth,
         "account_id": account_id,
         "ready_dir": str(tmp_path),

@@ -1,4 +1,4 @@
-"""Settings for the test suite: SQLite by default, PostgreSQL when DATABASE_URL says so."""
+"""Settings for the test suite: SQLite by default, PostgreSQL or MariaDB/MySQL when DATABASE_URL says so."""
 
 import os
 from urllib.parse import urlsplit
@@ -57,6 +57,20 @@ def _database_from_url(url):
             "PASSWORD": parts.password or "",
             "HOST": parts.hostname or "127.0.0.1",
             "PORT": str(parts.port or 5432),
+        }
+    if parts.scheme in ("mysql", "mariadb"):
+        # utf8mb4: MySQL's "utf8" holds no 4-byte characters; the test database gets it too,
+        # whatever the server's default. The isolation level stays Django's default, READ
+        # COMMITTED, as on PostgreSQL.
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": parts.path.lstrip("/") or "test",
+            "USER": parts.username or "root",
+            "PASSWORD": parts.password or "",
+            "HOST": parts.hostname or "127.0.0.1",
+            "PORT": str(parts.port or 3306),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4"},
         }
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": parts.path or ":memory:"}
 

@@ -1,7 +1,7 @@
 """Refresh under concurrency, against a real token server on 127.0.0.1 that answers in 200 ms.
 
 The promise: N callers that find the same expired token cause one refresh request, and every
-caller gets the new token. PostgreSQL keeps it across threads and processes (row lock);
+caller gets the new token. PostgreSQL and MariaDB/MySQL keep it across threads and processes (row lock);
 SQLite keeps it across the threads of a process (process lock), and across processes keeps
 the weaker promise documented in the README ("Refreshing exactly once"), tested here too.
 """
@@ -12,7 +12,7 @@ import pytest
 
 from django_bigoauth.models import LinkedAccount, Token
 from tests.fakeprovider import bigoauth_settings_for
-from tests.lifecycle_support import require_vendor, run_in_processes, run_in_threads
+from tests.lifecycle_support import ROW_LOCKS, end_other_sessions, require_vendor, run_in_processes, run_in_threads
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -46,9 +46,9 @@ def test_threads_share_one_refresh(slow_fake, make_account, rotate):
     assert stored.refresh_token in slow_fake.live_refresh_tokens
 
 
-def test_processes_share_one_refresh_on_postgresql(slow_fake, make_account, tmp_path):
-    """PostgreSQL: separate processes wait on the row lock, so they too send one refresh."""
-    require_vendor("postgresql", "the row lock that spans processes")
+def test_processes_share_one_refresh_with_row_locks(slow_fake, make_account, tmp_path):
+    """PostgreSQL, MariaDB/MySQL: separate processes wait on the row lock, so they too send one refresh."""
+    require_vendor(ROW_LOCKS, "the row lock that spans processes")
     account = expired_account(make_account, slow_fake)
 
     reports = run_in_processes(PROCESSES, account.pk, bigoauth_settings_for(slow_fake), tmp_path)
@@ -141,11 +141,11 @@ def test_sqlite_loser_waits_for_the_winners_write(fake_provider, make_account):
 
 
 def test_refreshing_twice_inside_an_outer_transaction_does_not_deadlock(fake_provider, make_account):
-    """PostgreSQL with ATOMIC_REQUESTS: a request refreshes, holds the row lock until it ends, and
+    """Row locks with ATOMIC_REQUESTS: a request refreshes, holds the row lock until it ends, and
     refreshes again after a 401 while another request waits for that row. A lock of our own in
     front of the row lock would make the two wait for each other forever.
     """
-    require_vendor("postgresql", "row locks held by an outer transaction")
+    require_vendor(ROW_LOCKS, "row locks held by an outer transaction")
     import threading
     import time
 
@@ -185,12 +185,7 @@ def test_refreshing_twice_inside_an_outer_transaction_does_not_deadlock(fake_pro
     for thread in threads:
         thread.join(15)
     if any(thread.is_alive() for thread in threads):
-        # End the stuck sessions so that the failure is reported instead of hanging the teardown.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+        end_other_sessions()
         pytest.fail("the two requests deadlocked")
     assert fake_provider.refresh_calls() == 2
     assert outcome["first"] == outcome["second"] == Token.objects.get(account=account).access_token

@@ -3,7 +3,8 @@
 The site runs in a subprocess (``tests/e2e_server.py``) on a free port of 127.0.0.1 with a fresh
 SQLite file; its sandbox provider is a real OAuth 2.0 authorisation server, so every step is the
 real one: sign-in, authorise, consent, callback, code exchange with PKCE, API call, refresh,
-revoke. Skipped, with the reason shown, only where no Chromium or no Playwright can be had.
+revoke. Skipped, with the reason shown, only where no Chromium or no Playwright can be had;
+with ``BIGOAUTH_REQUIRE_BROWSER=1`` (set by ``.ci/run`` once Chromium is installed) that fails instead.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def site():
 @pytest.fixture(scope="module")
 def browser():
     reason = _browser_missing()
+    if reason and os.environ.get("BIGOAUTH_REQUIRE_BROWSER"):
+        pytest.fail(f"BIGOAUTH_REQUIRE_BROWSER is set, but {reason}")
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright

@@ -135,6 +135,21 @@ def test_database_url_switches_to_postgresql(monkeypatch):
     assert "OPTIONS" not in database  # the SQLite lock options stay with SQLite
 
 
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb"])
+def test_database_url_switches_to_mariadb_with_utf8mb4(monkeypatch, scheme):
+    conf = load_settings(monkeypatch, DATABASE_URL=f"{scheme}://root:pw@127.0.0.1:3306/example")
+    database = conf["DATABASES"]["default"]
+    assert database["ENGINE"] == "django.db.backends.mysql"
+    assert (database["NAME"], database["USER"], database["PASSWORD"]) == ("example", "root", "pw")
+    assert (database["HOST"], database["PORT"]) == ("127.0.0.1", 3306)
+    assert database["OPTIONS"] == {"charset": "utf8mb4"}
+
+
+def test_a_charset_in_the_database_url_wins(monkeypatch):
+    conf = load_settings(monkeypatch, DATABASE_URL="mysql://root@127.0.0.1:3306/example?charset=utf8")
+    assert conf["DATABASES"]["default"]["OPTIONS"] == {"charset": "utf8"}
+
+
 def test_encryption_keys_come_from_the_environment_and_debug_off_has_no_demo_key(monkeypatch):
     conf = load_settings(monkeypatch, BIGOAUTH_ENCRYPTION_KEYS="key-one,key-two")
     assert conf["BIGOAUTH"]["ENCRYPTION_KEYS"] == ["key-one", "key-two"]

@@ -1,9 +1,10 @@
-"""PostgreSQL: re-linking takes its row locks in the order every other writer does.
+"""PostgreSQL, MariaDB/MySQL: re-linking takes its row locks in the order every other writer does.
 
-A refresh locks the token row (``SELECT ... FOR UPDATE OF token``) and may then mark the
-account as needing re-authorisation; a revoke deletes the token, then updates the account.
-A re-link that locked the account row first and the token row second would deadlock with
-either, and the re-link that was meant to repair the account would end in an error.
+A refresh locks the token row (``SELECT ... FOR UPDATE OF token``; MariaDB has no ``OF`` and
+locks the joined account row with it) and may then mark the account as needing
+re-authorisation; a revoke deletes the token, then updates the account. A re-link that locked
+the account row first and the token row second would deadlock with either, and the re-link
+that was meant to repair the account would end in an error.
 """
 
 import threading
@@ -16,7 +17,7 @@ from django_bigoauth.exceptions import ReauthorizationRequired
 from django_bigoauth.linking import store_account
 from django_bigoauth.models import LinkedAccount
 from django_bigoauth.providers import CallbackContext, Identity, TokenReply, get_provider
-from tests.lifecycle_support import require_vendor
+from tests.lifecycle_support import ROW_LOCKS, needs_partial_unique_constraints, require_vendor
 
 
 def _wait_for(condition, timeout: float = 10.0) -> None:
@@ -28,7 +29,7 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_relink_while_a_refused_refresh_holds_the_token_row_waits_instead_of_deadlocking(fake_provider, make_account):
-    require_vendor("postgresql", "only PostgreSQL has the row locks whose order can deadlock")
+    require_vendor(ROW_LOCKS, "only databases with row locks have a lock order that can deadlock")
     fake_provider.delay = 0.5  # the refresh holds the token row lock for this long
     account = make_account("bigin", expires_in=-10, refresh_token="1000.refresh.dead", external_id="org-1")
     outcome: dict[str, object] = {}
@@ -75,9 +76,10 @@ def test_a_relink_while_a_refused_refresh_holds_the_token_row_waits_instead_of_d
     assert account.token.refresh_token == "1000.refresh.new"
 
 
+@needs_partial_unique_constraints  # the loser of the race learns of the winner from the unique constraint
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_first_links_of_one_account_store_it_once():
-    require_vendor("postgresql", "the insert race needs concurrent transactions")
+    require_vendor(ROW_LOCKS, "the insert race needs concurrent transactions")
     from tests.lifecycle_support import run_in_threads
 
     def link():

@@ -9,10 +9,12 @@ from django.utils import timezone
 
 from django_bigoauth.models import LinkedAccount, Token
 from django_bigoauth.policy import is_stale
+from tests.lifecycle_support import needs_partial_unique_constraints
 
 pytestmark = pytest.mark.django_db
 
 
+@needs_partial_unique_constraints
 def test_one_account_per_provider_external_id_and_user():
     user = get_user_model().objects.create(username="ann")
     LinkedAccount.objects.create(provider="bigin", user=user, external_id="org-1")
@@ -26,6 +28,7 @@ def test_one_account_per_provider_external_id_and_user():
     )
 
 
+@needs_partial_unique_constraints
 def test_site_level_accounts_are_unique_too_despite_null_user():
     LinkedAccount.objects.create(provider="bigin", user=None, external_id="org-1")
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -8,6 +8,7 @@ SQLite in ``example_project/db.sqlite3``, and only the built-in sandbox provider
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import django
@@ -72,9 +73,15 @@ TEMPLATES = [
 ]
 
 # -- database ---------------------------------------------------------------------------------
-# SQLite by default; DATABASE_URL=postgres://user@host:5432/name switches to PostgreSQL.
+# SQLite by default; DATABASE_URL=postgres://user@host:5432/name switches to PostgreSQL,
+# mysql://user@host:3306/name (or mariadb://) to MariaDB/MySQL.
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+# django-environ knows mysql:// but takes mariadb:// for an engine named "mariadb"; both are Django's mysql backend.
+DATABASES = {"default": env.db_url_config(re.sub(r"^mariadb://", "mysql://", DATABASE_URL))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # MySQL's "utf8" holds no 4-byte characters (emoji in a label); ?charset= in the URL still wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The app's callback and refresh call the sandbox's token endpoint over HTTP, served by
     # another thread of the same process: writers must wait for each other, not fail.
