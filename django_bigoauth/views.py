@@ -12,8 +12,9 @@ template, ``django_bigoauth/error.html``, with the status it deserves:
 * 503 the database failed while storing the account (nothing was stored),
 * 504 the provider did not answer within ``HTTP_TIMEOUT``.
 
-Nothing secret reaches a log record: the code, the state and the PKCE verifier are only
-ever in the query string (which Django's request log leaves out) and in the session.
+Nothing secret reaches a log record: the code and the state are only ever in the query string
+(which Django's request log leaves out); the database holds the state's hash and the PKCE
+verifier encrypted (``state.py``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """The authorise view: where the "Connect" button goes."""
 
+import hashlib
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from django_bigoauth import crypto
+from django_bigoauth.models import PendingAuthorisation
 from django_bigoauth.state import SESSION_KEY
 from tests.oauthflow import start
 
@@ -13,7 +16,12 @@ pytestmark = pytest.mark.django_db
 
 
 def pending(client):
-    return client.session.get(SESSION_KEY, {})
+    """The pending requests of the client's browser, by the SHA-256 of their state."""
+    return {row["state_hash"]: row for row in PendingAuthorisation.objects.values()}
+
+
+def sha256(value):
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def test_signed_out_visitors_are_sent_to_the_login_page(client, fake_provider):
@@ -42,7 +50,7 @@ def test_bigin_request_carries_every_parameter_zoho_needs(signed_in, fake_provid
     assert params["redirect_uri"] == "http://testserver/bigoauth/bigin/callback/"
     assert params["scope"] == "ZohoBigin.modules.ALL,ZohoBigin.org.READ"
     assert (params["access_type"], params["prompt"]) == ("offline", "consent")
-    assert params["state"] in pending(signed_in)
+    assert sha256(params["state"]) in pending(signed_in)
     assert "code_challenge" not in params
 
 
@@ -50,7 +58,7 @@ def test_every_request_gets_its_own_pending_state(signed_in, fake_provider):
     first = start(signed_in, "bigin")["state"]
     second = start(signed_in, "biggerplate")["state"]
     assert first != second
-    assert set(pending(signed_in)) == {first, second}
+    assert set(pending(signed_in)) == {sha256(first), sha256(second)}
 
 
 def test_pkce_challenge_is_sent_when_the_provider_setting_is_on(signed_in, fake_provider, settings):
@@ -59,7 +67,7 @@ def test_pkce_challenge_is_sent_when_the_provider_setting_is_on(signed_in, fake_
     params = start(signed_in, "biggerplate")
     assert params["code_challenge_method"] == "S256"
     assert len(params["code_challenge"]) == 43
-    assert pending(signed_in)[params["state"]]["code_verifier"]
+    assert crypto.decrypt(pending(signed_in)[sha256(params["state"])]["encrypted_code_verifier"])
 
 
 def test_configured_redirect_uri_wins_over_the_request_host(signed_in, fake_provider, settings):
@@ -67,7 +75,7 @@ def test_configured_redirect_uri_wins_over_the_request_host(signed_in, fake_prov
     settings.BIGOAUTH = dict(settings.BIGOAUTH)
     params = start(signed_in, "bigin")
     assert params["redirect_uri"] == "https://public.example/bigoauth/bigin/callback/"
-    assert pending(signed_in)[params["state"]]["redirect_uri"] == params["redirect_uri"]
+    assert pending(signed_in)[sha256(params["state"])]["redirect_uri"] == params["redirect_uri"]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +89,7 @@ def test_configured_redirect_uri_wins_over_the_request_host(signed_in, fake_prov
 )
 def test_next_is_kept_only_when_it_stays_on_this_site(signed_in, fake_provider, next_url, kept):
     params = start(signed_in, "bigin", next=next_url)
-    assert pending(signed_in)[params["state"]]["next_url"] == kept
+    assert pending(signed_in)[sha256(params["state"])]["next_url"] == kept
 
 
 def test_site_level_request_is_refused_to_a_non_superuser(signed_in, alice, fake_provider):
@@ -97,8 +105,8 @@ def test_site_level_request_by_a_superuser_is_marked_as_such(client, django_user
     admin = django_user_model.objects.create_superuser("root", password="pw")
     client.force_login(admin)
     params = start(client, "bigin", site="1")
-    assert pending(client)[params["state"]]["site_level"] is True
-    assert pending(client)[params["state"]]["user_id"] == str(admin.pk)
+    assert pending(client)[sha256(params["state"])]["site_level"] is True
+    assert pending(client)[sha256(params["state"])]["user_pk"] == str(admin.pk)
 
 
 def test_post_is_accepted_with_a_csrf_token_and_refused_without(alice, fake_provider):
