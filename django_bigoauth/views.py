@@ -51,6 +51,7 @@ logger = logging.getLogger("django_bigoauth")
 
 ERROR_TEMPLATE = "django_bigoauth/error.html"
 ACCOUNTS_TEMPLATE = "django_bigoauth/accounts.html"
+AUTHORISE_TEMPLATE = "django_bigoauth/authorise.html"
 SITE_ACCOUNTS_ADMIN_URL = "admin:django_bigoauth_linkedaccount_changelist"
 # An ``error`` value from the provider is shown only when it looks like an OAuth error code.
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
@@ -77,6 +78,7 @@ class AccountRow:
 
 @login_required
 @require_GET
+@csrf_protect
 @never_cache
 def accounts(request: HttpRequest) -> HttpResponse:
     """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons."""
@@ -118,36 +120,53 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
 @csrf_protect
 @never_cache
 def authorise(request: HttpRequest, provider: str) -> HttpResponse:
-    """Send the browser to the provider's consent page.
+    """Start an authorisation request: a POST sends the browser to the provider's consent page.
 
-    GET, so that a plain link can be the "Connect" button; a POST form works too (and is then
-    CSRF-checked). Starting a request changes nothing but the session: what a forged callback
-    could do is stopped at the callback, by the state bound to this session and user.
-    ``?next=`` is where to go afterwards (same host only); ``?site=1`` links an account that
-    belongs to the site rather than to the user, and is for superusers only.
+    A GET shows a confirmation page whose button POSTs (CSRF-checked) back here, so another
+    site cannot start a request in the user's browser. ``AUTHORISE_ON_GET = True`` lets a GET
+    start it at once (one-click links), except for a site-level link (``site=1``), which is
+    always confirmed by a POST, and except when this browser has ``MAX_PENDING`` requests
+    pending and the oldest was started by a POST: a GET never cancels one of those, and the
+    confirmation page is shown instead.
+
+    ``next`` is where to go afterwards (same host only); ``site=1`` links an account that
+    belongs to the site rather than to the user, and is for superusers only. Both come from
+    the query string on GET and from the form on POST.
     """
     try:
         provider_obj = get_provider(provider)
     except UnknownProvider:
         return _unknown_provider(request, provider)
-    params = request.POST if request.method == "POST" else request.GET
+    started_by_post = request.method == "POST"
+    params = request.POST if started_by_post else request.GET
     site_level = params.get("site") == "1"
     if site_level and not may_link_site_accounts(request.user):
         return _error_page(request, 403, _site_level_refused(), provider=provider_obj)
     next_url = params.get("next", "")
     if not _is_safe_next(request, next_url):
         next_url = ""
+    if not started_by_post and (site_level or bigoauth_settings.AUTHORISE_ON_GET is not True):
+        return _confirmation_page(request, provider_obj, next_url=next_url, site_level=site_level)
     redirect_uri = provider_obj.setting("REDIRECT_URI") or request.build_absolute_uri(
         reverse("bigoauth:callback", args=[provider_obj.slug])
     )
-    state_value, challenge = state.begin(
-        request,
-        provider_obj.slug,
-        redirect_uri=redirect_uri,
-        use_pkce=provider_obj.uses_pkce,
-        next_url=next_url,
-        site_level=site_level,
-    )
+    try:
+        state_value, challenge = state.begin(
+            request,
+            provider_obj.slug,
+            redirect_uri=redirect_uri,
+            use_pkce=provider_obj.uses_pkce,
+            next_url=next_url,
+            site_level=site_level,
+            started_by_post=started_by_post,
+        )
+    except state.TooManyPending:
+        logger.info(
+            "Not starting a %s authorisation request by GET for user %s: it would cancel one started by POST",
+            provider_obj.slug,
+            request.user.pk,
+        )
+        return _confirmation_page(request, provider_obj, next_url=next_url, site_level=site_level, too_many=True)
     url = provider_obj.authorization_url(redirect_uri=redirect_uri, state=state_value, code_challenge=challenge)
     logger.info(
         "Starting a %s authorisation request for user %s%s",
@@ -156,6 +175,22 @@ def authorise(request: HttpRequest, provider: str) -> HttpResponse:
         " (site-level account)" if site_level else "",
     )
     return HttpResponseRedirect(url)
+
+
+def _confirmation_page(
+    request: HttpRequest, provider: Provider, *, next_url: str, site_level: bool, too_many: bool = False
+) -> HttpResponse:
+    """The "Continue to Bigin" page: its button POSTs ``next`` and ``site`` back to the authorise view."""
+    context = {
+        "provider_name": provider.display_name,
+        "provider_slug": provider.slug,
+        "action_url": reverse("bigoauth:authorise", args=[provider.slug]),
+        "next_url": next_url,
+        "site_level": site_level,
+        "back_url": next_url or _home_url(site_level),
+        "too_many_pending": too_many,
+    }
+    return render(request, AUTHORISE_TEMPLATE, context)
 
 
 def _site_level_refused() -> str:
