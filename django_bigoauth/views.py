@@ -14,7 +14,8 @@ template, ``django_bigoauth/error.html``, with the status it deserves:
 
 Nothing secret reaches a log record: the code and the state are only ever in the query string
 (which Django's request log leaves out); the database holds the state's hash and the PKCE
-verifier encrypted (``state.py``).
+verifier encrypted (``state.py``). Every response says ``X-Frame-Options: DENY`` and
+``Cache-Control: no-store``: these pages show account data and carry buttons that act.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -76,10 +78,11 @@ class AccountRow:
     reconnect_url: str
 
 
+@xframe_options_deny
+@never_cache
 @login_required
 @require_GET
 @csrf_protect
-@never_cache
 def accounts(request: HttpRequest) -> HttpResponse:
     """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons."""
     # Token columns are read as plain values: no token is decrypted to draw this page.
@@ -115,10 +118,11 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
 # -- authorise ---------------------------------------------------------------------------------
 
 
+@xframe_options_deny
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 @csrf_protect
-@never_cache
 def authorise(request: HttpRequest, provider: str) -> HttpResponse:
     """Start an authorisation request: a POST sends the browser to the provider's consent page.
 
@@ -205,8 +209,9 @@ def may_link_site_accounts(user) -> bool:
 # -- callback ----------------------------------------------------------------------------------
 
 
-@require_GET
+@xframe_options_deny
 @never_cache
+@require_GET
 def callback(request: HttpRequest, provider: str) -> HttpResponse:
     """Where the provider sends the browser back; checks come first, the exchange last.
 
@@ -358,6 +363,8 @@ def _no_referrer(response: HttpResponse) -> HttpResponse:
 # -- disconnect --------------------------------------------------------------------------------
 
 
+@xframe_options_deny
+@never_cache
 @require_POST
 @login_required
 @csrf_protect
@@ -368,7 +375,9 @@ def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
     the revocation be tried again. The message says so and names the alternative (revoking
     access at the provider's own site).
     """
-    account = get_object_or_404(LinkedAccount, pk=pk, user=request.user)
+    account = LinkedAccount.objects.filter(pk=pk, user=request.user).first()
+    if account is None:  # someone else's, a site-level one, or none: the app's 404 page (with its headers)
+        return _error_page(request, 404, _("There is no such linked account."), title=_("Account not found"))
     names = {"label": account.label or account.external_id or account.pk}
     try:
         provider = get_provider(account.provider)
@@ -425,7 +434,13 @@ def _unknown_provider(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _error_page(
-    request: HttpRequest, status: int, message: str, *, provider: Provider | None = None, site_level: bool = False
+    request: HttpRequest,
+    status: int,
+    message: str,
+    *,
+    provider: Provider | None = None,
+    site_level: bool = False,
+    title: str = "",
 ) -> HttpResponse:
     """The one error page; ``retry_url`` starts a new request when there is a provider to retry."""
     retry_url = ""
@@ -433,7 +448,7 @@ def _error_page(
         retry_url = reverse("bigoauth:authorise", args=[provider.slug]) + ("?site=1" if site_level else "")
     context = {
         "status": status,
-        "title": _TITLES.get(status) or _("Something went wrong"),
+        "title": title or _TITLES.get(status) or _("Something went wrong"),
         "message": message,
         "provider_name": provider.display_name if provider else "",
         "retry_url": retry_url,

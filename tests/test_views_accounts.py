@@ -143,6 +143,23 @@ def test_describe_expiry(delta, text):
 # -- disconnect -------------------------------------------------------------------------------------------
 
 
+def test_every_response_is_neither_framed_nor_cached(client, alice, make_account, fake_provider):
+    account = make_account("bigin", user=alice, accounts_server=fake_provider.url)
+    responses = [client.get(ACCOUNTS), client.post(disconnect_url(account))]  # signed out: to the login page
+    client.force_login(alice)
+    responses += [
+        client.get(ACCOUNTS),
+        client.post(ACCOUNTS),  # 405
+        client.get(disconnect_url(account)),  # 405
+        client.post(reverse("bigoauth:disconnect", args=[account.pk + 1000])),  # 404
+        client.post(disconnect_url(account)),  # disconnected
+    ]
+    assert [r.status_code for r in responses] == [302, 302, 200, 405, 405, 404, 302]
+    for response in responses:
+        assert response["X-Frame-Options"] == "DENY"
+        assert "no-store" in response["Cache-Control"]
+
+
 def test_disconnect_is_post_only(signed_in, alice, make_account, fake_provider):
     account = make_account("bigin", user=alice, accounts_server=fake_provider.url)
     assert signed_in.get(disconnect_url(account)).status_code == 405

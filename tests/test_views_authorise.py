@@ -344,3 +344,28 @@ def test_a_signed_cookie_session_shows_the_browser_no_state_and_no_verifier(alic
     assert response.status_code == 302 and response["Location"] == ACCOUNTS
     exchange = fake_provider.calls("/token", grant_type="authorization_code")[0]
     assert exchange.form["code_verifier"] == verifier
+
+
+# -- headers -----------------------------------------------------------------------------------------------------
+
+
+def assert_not_framed_nor_cached(response):
+    assert response["X-Frame-Options"] == "DENY"
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_every_response_is_neither_framed_nor_cached(client, alice, fake_provider, settings):
+    responses = [client.get(authorise_url()), client.post(authorise_url())]  # signed out: to the login page
+    client.force_login(alice)
+    responses += [
+        client.get(authorise_url()),  # the confirmation page
+        client.post(authorise_url()),  # to the provider
+        client.get(authorise_url("myspace")),  # 404
+        client.post(authorise_url(), {"site": "1"}),  # 403
+        client.put(authorise_url()),  # 405
+    ]
+    configure(settings, AUTHORISE_ON_GET=True)
+    responses.append(client.get(authorise_url()))  # to the provider, by GET
+    assert [r.status_code for r in responses] == [302, 302, 200, 302, 404, 403, 405, 302]
+    for response in responses:
+        assert_not_framed_nor_cached(response)

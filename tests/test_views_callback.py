@@ -366,6 +366,23 @@ def test_error_pages_keep_the_code_out_of_referer_headers(signed_in, fake_provid
     assert "django_bigoauth/error.html" in [t.name for t in response.templates]
 
 
+def test_every_callback_response_is_neither_framed_nor_cached(signed_in, fake_provider):
+    responses = [
+        come_back(signed_in, fake_provider),  # linked
+        come_back(signed_in, fake_provider, state="forged"),  # 400
+        signed_in.get(reverse("bigoauth:callback", args=["myspace"])),  # 404
+        signed_in.post(callback_url("bigin")),  # 405
+    ]
+    fake_provider.queue_reply(500, "nope", "text/plain")
+    responses.append(come_back(signed_in, fake_provider))  # 502
+    authorised = start(signed_in, "bigin")
+    responses.append(signed_in.get(callback_url("bigin"), {"state": authorised["state"], "error": "access_denied"}))
+    assert [r.status_code for r in responses] == [302, 400, 404, 405, 502, 302]
+    for response in responses:
+        assert response["X-Frame-Options"] == "DENY"
+        assert "no-store" in response["Cache-Control"]
+
+
 # -- happy paths ----------------------------------------------------------------------------------------
 
 
