@@ -28,6 +28,7 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -209,6 +210,7 @@ def may_link_site_accounts(user) -> bool:
 # -- callback ----------------------------------------------------------------------------------
 
 
+@transaction.non_atomic_requests
 @xframe_options_deny
 @never_cache
 @require_GET
@@ -217,6 +219,10 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
 
     Not ``login_required``: a signed-out browser has no pending state, so it gets the 400
     page; redirecting it to the login form would copy the code into another URL.
+
+    Never inside ``ATOMIC_REQUESTS``: the state must be used up (its row deleted and committed)
+    before the code goes to the provider, whatever happens afterwards, and no transaction may
+    stay open across the exchange (``linking`` writes the account in one of its own).
     """
     try:
         provider_obj = get_provider(provider)

@@ -131,6 +131,29 @@ def test_one_callback_submitted_twice_at_once_reaches_the_provider_once(
     assert not PendingAuthorisation.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_state_stays_used_when_the_callback_fails_under_atomic_requests(alice, fake_provider, monkeypatch):
+    # With ATOMIC_REQUESTS, a crash after the state was consumed would roll its DELETE back and
+    # make the state usable again; the callback is non_atomic_requests, so it stays used up.
+    from django_bigoauth import linking
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug after the state was consumed")
+
+    monkeypatch.setattr(linking, "link_with_code", crash)
+    browser = Client(raise_request_exception=False)
+    browser.force_login(alice)
+    authorised = start(browser, "bigin")
+    assert browser.get(callback_url("bigin"), bigin_return(fake_provider, authorised)).status_code == 500
+    assert not PendingAuthorisation.objects.exists()
+    monkeypatch.undo()
+    replay = browser.get(callback_url("bigin"), bigin_return(fake_provider, authorised))
+    assert replay.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
 def test_replayed_state_after_a_refusal_is_refused(signed_in, fake_provider):
     authorised = start(signed_in, "bigin")
     denied = signed_in.get(callback_url("bigin"), {"state": authorised["state"], "error": "access_denied"})
