@@ -448,7 +448,7 @@ def _error_page(
     site_level: bool = False,
     title: str = "",
 ) -> HttpResponse:
-    """The one error page; ``retry_url`` starts a new request when there is a provider to retry."""
+    """The one error page; ``retry_url`` (a link: the confirmation page) when there is a provider to retry."""
     retry_url = ""
     if provider is not None and status != 403:
         retry_url = reverse("bigoauth:authorise", args=[provider.slug]) + ("?site=1" if site_level else "")

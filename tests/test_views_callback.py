@@ -83,7 +83,6 @@ def test_replayed_state_after_a_link_is_refused(signed_in, fake_provider):
     assert len(token_requests(fake_provider)) == 1
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("interleaving", ["both-read-before-either-deletes", "free"])
 def test_one_callback_submitted_twice_at_once_reaches_the_provider_once(
