@@ -14,7 +14,6 @@ revoking or deleting their account.
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -342,7 +341,11 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def site_link_buttons(self, request: HttpRequest) -> list[dict[str, str]]:
-        """One authorise link per configured provider, for superusers, when the app's URLs are installed."""
+        """One authorise form per configured provider, for superusers, when the app's URLs are installed.
+
+        Each is a POST with the CSRF token (``url`` is the form's action, ``next`` a hidden
+        field, ``site=1`` another): a site-level link is never started by a GET.
+        """
         if not request.user.is_superuser:
             return []
         back = reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_changelist")
@@ -356,8 +359,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
                 url = reverse("bigoauth:authorise", kwargs={"provider": provider.slug})
             except NoReverseMatch:
                 return []
-            query = urlencode({"site": "1", "next": back})
-            buttons.append({"url": f"{url}?{query}", "name": provider.display_name})
+            buttons.append({"url": url, "next": back, "name": provider.display_name})
         return buttons
 
 

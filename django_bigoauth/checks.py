@@ -13,6 +13,7 @@
 | django_bigoauth.E009 | no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off |
 | django_bigoauth.E010 | a provider's ``SCOPES`` is not a list or tuple of strings |
 | django_bigoauth.E011 | ``REFRESH_LEEWAY``, ``STATE_TTL`` not a number >= 0, or ``HTTP_TIMEOUT`` not one > 0 |
+| django_bigoauth.E012 | ``AUTHORISE_ON_GET`` is not ``True`` or ``False`` |
 | django_bigoauth.W001 | no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``) |
 | django_bigoauth.W002 | an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?) |
 | django_bigoauth.W003 | Bigin's ``SCOPES`` are set without ``ZohoBigin.org.READ`` (or ``.ALL``) |
@@ -52,6 +53,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             checks.Error(f"{SETTING_NAME}['PROVIDERS'] must be a dict of slug -> settings.", id=f"{ID}.E001"),
         ]
     messages.extend(_check_durations(user_settings))
+    messages.extend(_check_authorise_on_get(user_settings))
     for slug, entry in providers.items():
         messages.extend(_check_provider(slug, entry))
     messages.extend(_check_encryption_keys())
@@ -77,6 +79,20 @@ def _check_durations(user_settings: dict[str, Any]) -> list[checks.CheckMessage]
             )
         )
     return messages
+
+
+def _check_authorise_on_get(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
+    """Only ``True`` turns one-click GET links on; ``"false"`` would read as on, so it is an error."""
+    value = user_settings.get("AUTHORISE_ON_GET", False)
+    if isinstance(value, bool):
+        return []
+    return [
+        checks.Error(
+            f"{SETTING_NAME}['AUTHORISE_ON_GET'] is {value!r}; it must be True or False.",
+            hint="Write True or False, not a string. Anything but True keeps the confirmation page.",
+            id=f"{ID}.E012",
+        )
+    ]
 
 
 def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "HTTP_TIMEOUT": 10,
     # seconds an authorisation request (its state and PKCE verifier) stays usable
     "STATE_TTL": 600,
+    # True: a GET to the authorise view starts the flow at once (one-click links, no CSRF check);
+    # False: a GET shows a confirmation page that POSTs. Site-level links always need the POST.
+    "AUTHORISE_ON_GET": False,
     # Fernet keys; the first encrypts, all decrypt. Empty: derived from SECRET_KEY (checks W001/E009)
     "ENCRYPTION_KEYS": [],
     # seconds: after a 401 from the API, a token obtained more recently than this is not

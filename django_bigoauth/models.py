@@ -171,3 +171,41 @@ class Token(models.Model):
         return policy.is_stale(
             self.expires_at, bigoauth_settings.REFRESH_LEEWAY, now or timezone.now(), self.refreshed_at
         )
+
+
+class PendingAuthorisation(models.Model):
+    """An authorisation request on its way to the provider and back (``state.py`` writes and consumes it).
+
+    One row per flow, from the authorise view to its callback. Nothing in it is usable by
+    whoever reads the table: the state is kept only as its SHA-256 (the callback hashes what
+    it is given and looks that up), the browser binding likewise, and the PKCE verifier is
+    Fernet ciphertext. Rows live ``STATE_TTL`` seconds at most; expired ones are deleted by
+    the next ``state.begin()``.
+    """
+
+    state_hash = models.CharField(_("state hash"), max_length=64, unique=True, editable=False)
+    #: SHA-256 of the random value ``state.py`` keeps in the session: the flow stays in this browser
+    browser_hash = models.CharField(_("browser hash"), max_length=64, db_index=True, editable=False)
+    provider = models.CharField(_("provider"), max_length=50)
+    #: the user's pk as text (any pk type fits); null for a signed-out browser, which no pk can be
+    user_pk = models.CharField(_("user"), max_length=255, null=True, blank=True)  # noqa: DJ001
+    site_level = models.BooleanField(_("site-level account"), default=False)
+    redirect_uri = models.TextField(_("redirect URI"))
+    next_url = models.TextField(_("next URL"), blank=True)
+    #: ``crypto.encrypt()`` of the PKCE verifier; "" when the provider does not use PKCE
+    encrypted_code_verifier = models.TextField(_("encrypted PKCE verifier"), blank=True, editable=False)
+    #: for OpenID Connect (not used yet)
+    nonce = models.CharField(_("nonce"), max_length=255, blank=True)
+    #: False when a GET started the flow (``AUTHORISE_ON_GET``): such a flow never evicts a POST-started one
+    started_by_post = models.BooleanField(_("started by POST"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True, editable=False)
+
+    class Meta:
+        verbose_name = _("pending authorisation")
+        verbose_name_plural = _("pending authorisations")
+
+    def __str__(self) -> str:
+        return f"{self.provider} authorisation {self.pk} (user {self.user_pk})"
+
+    def __repr__(self) -> str:
+        return f"<PendingAuthorisation {self.pk} {self.provider!r} user={self.user_pk!r}>"

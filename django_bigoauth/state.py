@@ -1,107 +1,169 @@
-"""OAuth ``state`` and PKCE verifiers, kept in the user's session.
+"""OAuth ``state`` and PKCE verifiers: one database row per authorisation request.
 
-Each authorisation request gets a random state (256 bits) that is bound to the session, the
-user and the provider, expires after ``STATE_TTL`` seconds and is removed the first time the
-callback presents it, whatever happens next. The PKCE verifier and the exact redirect_uri
-travel with it, so the code exchange sends the same redirect_uri as the authorise request.
+Each request gets a random state (256 bits). Its row (``models.PendingAuthorisation``) is
+keyed by the state's SHA-256, so the state itself is stored nowhere; it is bound to the
+browser, the user and the provider, expires after ``STATE_TTL`` seconds, and is deleted the
+first time the callback presents it, whatever happens next. The PKCE verifier (Fernet
+ciphertext in the row) and the exact redirect_uri travel with it, so the code exchange sends
+the same redirect_uri as the authorise request.
+
+The session holds one random value per browser, the *binding*, and nothing else: rows carry
+its hash, and a state presented by a browser whose session holds another binding is unknown
+there. Nothing in the session is secret, so sessions the browser can read (the
+``signed_cookies`` backend) give away neither a state nor a verifier.
+
+Consuming is one conditional ``DELETE``: two requests presenting the same state at once
+(the callback submitted twice, two tabs) both find the row, but only the one whose
+``DELETE`` removed it goes on to the provider; the other gets ``StateError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
-import time
+from datetime import timedelta
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2.rfc6749.clients.base import Client as _OAuthlibClient
 
+from . import crypto
 from .conf import bigoauth_settings
-from .exceptions import CallbackError
+from .exceptions import CallbackError, TokenDecryptionError
+from .models import PendingAuthorisation
 
-SESSION_KEY = "django_bigoauth.pending"
-# A user who opens many tabs keeps at most this many requests pending; the oldest go first.
+#: where the session keeps this browser's binding value (random, not secret)
+SESSION_KEY = "django_bigoauth.browser"
+#: where an earlier version kept every pending request, verifier included; dropped on sight
+LEGACY_SESSION_KEY = "django_bigoauth.pending"
+# A browser that opens many tabs keeps at most this many requests pending; the oldest goes first.
 MAX_PENDING = 10
 # A longer ``next`` is dropped rather than stored: it is a URL of this site, never that long.
 MAX_NEXT_URL_LENGTH = 2000
+_BINDING_BYTES = 32
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class PendingAuthorisation:
+class Authorisation:
+    """What the callback needs of a consumed request; the verifier is plaintext again here."""
+
     provider: str
-    user_id: str | None
-    created: float
+    user_pk: str | None
     redirect_uri: str
     next_url: str = ""
     code_verifier: str = ""
     site_level: bool = False
+    started_by_post: bool = True
 
     def __repr__(self) -> str:
-        return f"<PendingAuthorisation provider={self.provider!r} user={self.user_id!r}>"
-
-
-_FIELDS = tuple(field.name for field in dataclasses.fields(PendingAuthorisation))
+        return f"<Authorisation provider={self.provider!r} user={self.user_pk!r} site_level={self.site_level}>"
 
 
 class StateError(CallbackError):
     """The state is missing, unknown, expired, already used, or someone else's."""
 
 
+class TooManyPending(Exception):
+    """A GET-started request would have to evict a POST-started one: it is not started.
+
+    Only a GET can start a request without a CSRF check (``AUTHORISE_ON_GET``), so only a GET
+    may come from another site; it must not cancel what the user started on this site.
+    """
+
+
 @sensitive_variables()
 def begin(
-    request, provider_slug: str, *, redirect_uri: str, use_pkce: bool, next_url: str = "", site_level: bool = False
+    request,
+    provider_slug: str,
+    *,
+    redirect_uri: str,
+    use_pkce: bool,
+    next_url: str = "",
+    site_level: bool = False,
+    started_by_post: bool = True,
 ) -> tuple[str, str]:
     """Remember a new authorisation request; returns ``(state, code_challenge or "")``.
 
+    At most ``MAX_PENDING`` requests stay pending per browser: at the cap, the oldest one is
+    deleted, unless this request was started by a GET and the oldest by a POST, in which
+    case nothing is stored and ``TooManyPending`` is raised. Expired rows (of any browser)
+    are deleted here too, in one statement.
+
     The caller checks ``next_url`` against the allowed hosts; it is checked again when used.
     """
-    state = secrets.token_urlsafe(32)
-    if len(next_url) > MAX_NEXT_URL_LENGTH:
-        next_url = ""
-    verifier = _new_code_verifier() if use_pkce else ""
-    pending = PendingAuthorisation(
-        provider=provider_slug,
-        user_id=_user_key(request),
-        created=time.time(),
-        redirect_uri=redirect_uri,
-        next_url=next_url,
-        code_verifier=verifier,
-        site_level=site_level,
+    now = timezone.now()
+    _expired(now).delete()
+    browser_hash = _digest(_binding(request, create=True))
+    pending = list(
+        PendingAuthorisation.objects.filter(browser_hash=browser_hash)
+        .order_by("created_at", "pk")
+        .values_list("pk", "started_by_post")
     )
-    store, _pruned = _live_entries(request)
-    store[state] = dataclasses.asdict(pending)
-    while len(store) > MAX_PENDING:
-        store.pop(min(store, key=lambda key: store[key]["created"]))
-    request.session[SESSION_KEY] = store
+    evict = pending[: max(0, len(pending) - MAX_PENDING + 1)]
+    if evict:
+        if not started_by_post and any(by_post for _pk, by_post in evict):
+            raise TooManyPending()
+        PendingAuthorisation.objects.filter(pk__in=[pk for pk, _by_post in evict]).delete()
+
+    state = secrets.token_urlsafe(32)
+    verifier = _new_code_verifier() if use_pkce else ""
+    PendingAuthorisation.objects.create(
+        state_hash=_digest(state),
+        browser_hash=browser_hash,
+        provider=provider_slug,
+        user_pk=_user_key(request),
+        site_level=site_level,
+        redirect_uri=redirect_uri,
+        next_url=next_url if len(next_url) <= MAX_NEXT_URL_LENGTH else "",
+        encrypted_code_verifier=crypto.encrypt(verifier) if verifier else "",
+        started_by_post=started_by_post,
+        created_at=now,
+    )
     challenge = code_challenge(verifier) if verifier else ""
     return state, challenge
 
 
 @sensitive_variables()
-def consume(request, provider_slug: str, state: str | None) -> PendingAuthorisation:
-    """Take the pending request named by ``state`` out of the session, or raise ``StateError``.
+def consume(request, provider_slug: str, state: str | None) -> Authorisation:
+    """Take the pending request named by ``state`` out of the database, or raise ``StateError``.
 
-    The entry is removed before it is checked, so a state is used at most once whatever
-    happens next (a failed exchange needs a new authorisation request, like a used code).
+    The row is deleted before it is checked, so a state is used at most once whatever happens
+    next (a failed exchange needs a new authorisation request, like a used code). Only the
+    request whose ``DELETE`` removed the row gets it; a concurrent one with the same state
+    is refused as "already used". A state of another browser is unknown here, and left alone.
     """
     if not state:
         raise StateError(_("The sign-in came back without its state parameter."))
-    store, pruned = _live_entries(request)
-    entry = store.pop(state, None)
-    if entry is not None or pruned:
-        # Only write when something changed: a stray callback must not create a session.
-        request.session[SESSION_KEY] = store
-    if entry is None:
+    binding = _binding(request, create=False)
+    if binding is None:
         raise StateError(_unknown_state_message())
-    try:
-        pending = PendingAuthorisation(**{name: entry[name] for name in _FIELDS if name in entry})
-    except TypeError:  # an entry written by another version of this app
-        raise StateError(_unknown_state_message()) from None
-    if pending.provider != provider_slug:
+    row = PendingAuthorisation.objects.filter(state_hash=_digest(state), browser_hash=_digest(binding)).first()
+    if row is None:
+        raise StateError(_unknown_state_message())
+    deleted, _per_model = PendingAuthorisation.objects.filter(pk=row.pk).delete()
+    if not deleted:  # another request with this state got there first
+        raise StateError(_unknown_state_message())
+    if row.created_at <= timezone.now() - _ttl():
+        raise StateError(_unknown_state_message())
+    if row.provider != provider_slug:
         raise StateError(_("This sign-in was started for another provider. Please start again."))
-    if pending.user_id != _user_key(request):
+    if row.user_pk != _user_key(request):
         raise StateError(_("This sign-in was started by another user. Please start again."))
-    return pending
+    try:
+        verifier = crypto.decrypt(row.encrypted_code_verifier) if row.encrypted_code_verifier else ""
+    except TokenDecryptionError:  # the key it was written with is gone
+        raise StateError(_unknown_state_message()) from None
+    return Authorisation(
+        provider=row.provider,
+        user_pk=row.user_pk,
+        redirect_uri=row.redirect_uri,
+        next_url=row.next_url,
+        code_verifier=verifier,
+        site_level=row.site_level,
+        started_by_post=row.started_by_post,
+    )
 
 
 def _unknown_state_message() -> str:
@@ -117,17 +179,37 @@ def _new_code_verifier() -> str:
     return _OAuthlibClient("").create_code_verifier(64)
 
 
-def _live_entries(request) -> tuple[dict[str, dict], bool]:
-    """The pending requests of this session with expired ones dropped, and whether any were."""
-    oldest = time.time() - bigoauth_settings.STATE_TTL
-    store = request.session.get(SESSION_KEY)
-    if not isinstance(store, dict):
-        return {}, bool(store)
-    live = {key: entry for key, entry in store.items() if isinstance(entry, dict) and entry.get("created", 0) > oldest}
-    return live, len(live) != len(store)
+def _ttl() -> timedelta:
+    return timedelta(seconds=bigoauth_settings.STATE_TTL)
+
+
+def _expired(now):
+    return PendingAuthorisation.objects.filter(created_at__lte=now - _ttl())
+
+
+@sensitive_variables()
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _binding(request, *, create: bool) -> str | None:
+    """This browser's binding value from the session; a new one when asked to and there is none.
+
+    Only ``begin()`` creates one: a stray callback must not create a session.
+    """
+    session = request.session
+    binding = session.get(SESSION_KEY)
+    if isinstance(binding, str) and len(binding) >= 43:
+        return binding
+    if not create:
+        return None
+    binding = secrets.token_urlsafe(_BINDING_BYTES)
+    session[SESSION_KEY] = binding
+    session.pop(LEGACY_SESSION_KEY, None)
+    return binding
 
 
 def _user_key(request) -> str | None:
-    """The user's pk as text: sessions are JSON, and a UUID pk must survive the round trip."""
+    """The user's pk as text, so any pk type (a UUID, say) compares the same way."""
     user = getattr(request, "user", None)
     return str(user.pk) if user is not None and user.is_authenticated else None

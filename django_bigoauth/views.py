@@ -12,8 +12,10 @@ template, ``django_bigoauth/error.html``, with the status it deserves:
 * 503 the database failed while storing the account (nothing was stored),
 * 504 the provider did not answer within ``HTTP_TIMEOUT``.
 
-Nothing secret reaches a log record: the code, the state and the PKCE verifier are only
-ever in the query string (which Django's request log leaves out) and in the session.
+Nothing secret reaches a log record: the code and the state are only ever in the query string
+(which Django's request log leaves out); the database holds the state's hash and the PKCE
+verifier encrypted (``state.py``). Every response says ``X-Frame-Options: DENY`` and
+``Cache-Control: no-store``: these pages show account data and carry buttons that act.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -52,6 +56,7 @@ logger = logging.getLogger("django_bigoauth")
 
 ERROR_TEMPLATE = "django_bigoauth/error.html"
 ACCOUNTS_TEMPLATE = "django_bigoauth/accounts.html"
+AUTHORISE_TEMPLATE = "django_bigoauth/authorise.html"
 SITE_ACCOUNTS_ADMIN_URL = "admin:django_bigoauth_linkedaccount_changelist"
 # An ``error`` value from the provider is shown only when it looks like an OAuth error code.
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
@@ -76,9 +81,11 @@ class AccountRow:
     reconnect_url: str
 
 
+@xframe_options_deny
+@never_cache
 @login_required
 @require_GET
-@never_cache
+@csrf_protect
 def accounts(request: HttpRequest) -> HttpResponse:
     """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons."""
     # Token columns are read as plain values: no token is decrypted to draw this page.
@@ -114,41 +121,59 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
 # -- authorise ---------------------------------------------------------------------------------
 
 
+@xframe_options_deny
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 @csrf_protect
-@never_cache
 def authorise(request: HttpRequest, provider: str) -> HttpResponse:
-    """Send the browser to the provider's consent page.
+    """Start an authorisation request: a POST sends the browser to the provider's consent page.
 
-    GET, so that a plain link can be the "Connect" button; a POST form works too (and is then
-    CSRF-checked). Starting a request changes nothing but the session: what a forged callback
-    could do is stopped at the callback, by the state bound to this session and user.
-    ``?next=`` is where to go afterwards (same host only); ``?site=1`` links an account that
-    belongs to the site rather than to the user, and is for superusers only.
+    A GET shows a confirmation page whose button POSTs (CSRF-checked) back here, so another
+    site cannot start a request in the user's browser. ``AUTHORISE_ON_GET = True`` lets a GET
+    start it at once (one-click links), except for a site-level link (``site=1``), which is
+    always confirmed by a POST, and except when this browser has ``MAX_PENDING`` requests
+    pending and the oldest was started by a POST: a GET never cancels one of those, and the
+    confirmation page is shown instead.
+
+    ``next`` is where to go afterwards (same host only); ``site=1`` links an account that
+    belongs to the site rather than to the user, and is for superusers only. Both come from
+    the query string on GET and from the form on POST.
     """
     try:
         provider_obj = get_provider(provider)
     except UnknownProvider:
         return _unknown_provider(request, provider)
-    params = request.POST if request.method == "POST" else request.GET
+    started_by_post = request.method == "POST"
+    params = request.POST if started_by_post else request.GET
     site_level = params.get("site") == "1"
     if site_level and not may_link_site_accounts(request.user):
         return _error_page(request, 403, _site_level_refused(), provider=provider_obj)
     next_url = params.get("next", "")
     if not _is_safe_next(request, next_url):
         next_url = ""
+    if not started_by_post and (site_level or bigoauth_settings.AUTHORISE_ON_GET is not True):
+        return _confirmation_page(request, provider_obj, next_url=next_url, site_level=site_level)
     redirect_uri = provider_obj.setting("REDIRECT_URI") or request.build_absolute_uri(
         reverse("bigoauth:callback", args=[provider_obj.slug])
     )
-    state_value, challenge = state.begin(
-        request,
-        provider_obj.slug,
-        redirect_uri=redirect_uri,
-        use_pkce=provider_obj.uses_pkce,
-        next_url=next_url,
-        site_level=site_level,
-    )
+    try:
+        state_value, challenge = state.begin(
+            request,
+            provider_obj.slug,
+            redirect_uri=redirect_uri,
+            use_pkce=provider_obj.uses_pkce,
+            next_url=next_url,
+            site_level=site_level,
+            started_by_post=started_by_post,
+        )
+    except state.TooManyPending:
+        logger.info(
+            "Not starting a %s authorisation request by GET for user %s: it would cancel one started by POST",
+            provider_obj.slug,
+            request.user.pk,
+        )
+        return _confirmation_page(request, provider_obj, next_url=next_url, site_level=site_level, too_many=True)
     url = provider_obj.authorization_url(redirect_uri=redirect_uri, state=state_value, code_challenge=challenge)
     logger.info(
         "Starting a %s authorisation request for user %s%s",
@@ -157,6 +182,22 @@ def authorise(request: HttpRequest, provider: str) -> HttpResponse:
         " (site-level account)" if site_level else "",
     )
     return HttpResponseRedirect(url)
+
+
+def _confirmation_page(
+    request: HttpRequest, provider: Provider, *, next_url: str, site_level: bool, too_many: bool = False
+) -> HttpResponse:
+    """The "Continue to Bigin" page: its button POSTs ``next`` and ``site`` back to the authorise view."""
+    context = {
+        "provider_name": provider.display_name,
+        "provider_slug": provider.slug,
+        "action_url": reverse("bigoauth:authorise", args=[provider.slug]),
+        "next_url": next_url,
+        "site_level": site_level,
+        "back_url": next_url or _home_url(site_level),
+        "too_many_pending": too_many,
+    }
+    return render(request, AUTHORISE_TEMPLATE, context)
 
 
 def _site_level_refused() -> str:
@@ -171,13 +212,19 @@ def may_link_site_accounts(user) -> bool:
 # -- callback ----------------------------------------------------------------------------------
 
 
-@require_GET
+@transaction.non_atomic_requests
+@xframe_options_deny
 @never_cache
+@require_GET
 def callback(request: HttpRequest, provider: str) -> HttpResponse:
     """Where the provider sends the browser back; checks come first, the exchange last.
 
     Not ``login_required``: a signed-out browser has no pending state, so it gets the 400
     page; redirecting it to the login form would copy the code into another URL.
+
+    Never inside ``ATOMIC_REQUESTS``: the state must be used up (its row deleted and committed)
+    before the code goes to the provider, whatever happens afterwards, and no transaction may
+    stay open across the exchange (``linking`` writes the account in one of its own).
     """
     try:
         provider_obj = get_provider(provider)
@@ -324,6 +371,8 @@ def _no_referrer(response: HttpResponse) -> HttpResponse:
 # -- disconnect --------------------------------------------------------------------------------
 
 
+@xframe_options_deny
+@never_cache
 @require_POST
 @login_required
 @csrf_protect
@@ -334,7 +383,9 @@ def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
     the revocation be tried again. The message says so and names the alternative (revoking
     access at the provider's own site).
     """
-    account = get_object_or_404(LinkedAccount, pk=pk, user=request.user)
+    account = LinkedAccount.objects.filter(pk=pk, user=request.user).first()
+    if account is None:  # someone else's, a site-level one, or none: the app's 404 page (with its headers)
+        return _error_page(request, 404, _("There is no such linked account."), title=_("Account not found"))
     names = {"label": account.label or account.external_id or account.pk}
     try:
         provider = get_provider(account.provider)
@@ -394,15 +445,21 @@ def _unknown_provider(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _error_page(
-    request: HttpRequest, status: int, message: str, *, provider: Provider | None = None, site_level: bool = False
+    request: HttpRequest,
+    status: int,
+    message: str,
+    *,
+    provider: Provider | None = None,
+    site_level: bool = False,
+    title: str = "",
 ) -> HttpResponse:
-    """The one error page; ``retry_url`` starts a new request when there is a provider to retry."""
+    """The one error page; ``retry_url`` (a link: the confirmation page) when there is a provider to retry."""
     retry_url = ""
     if provider is not None and status != 403:
         retry_url = reverse("bigoauth:authorise", args=[provider.slug]) + ("?site=1" if site_level else "")
     context = {
         "status": status,
-        "title": _TITLES.get(status) or _("Something went wrong"),
+        "title": title or _TITLES.get(status) or _("Something went wrong"),
         "message": message,
         "provider_name": provider.display_name if provider else "",
         "retry_url": retry_url,

@@ -10,8 +10,8 @@ from django_bigoauth.models import LinkedAccount, Token
 
 
 def start(client, slug: str, **params) -> dict[str, str]:
-    """GET the authorise view; returns the query of the provider URL it redirects to."""
-    response = client.get(reverse("bigoauth:authorise", args=[slug]), params)
+    """POST to the authorise view (the confirmation page's button); returns the provider URL's query."""
+    response = client.post(reverse("bigoauth:authorise", args=[slug]), params)
     assert response.status_code == 302, response.content[:500]
     query = parse_qs(urlsplit(response["Location"]).query)
     return {key: values[0] for key, values in query.items()}

@@ -386,12 +386,44 @@ def test_revoke_reports_a_refusal_and_changes_nothing(admin_client, accounts, fa
 # -- linking a site-level account ---------------------------------------------------------------------
 
 
+def link_forms(html):
+    """The "Link a site-level ... account" forms: {action: (hidden fields, button text)}."""
+    forms = {}
+    for action, body in re.findall(
+        r'<form method="post" action="([^"]+)" class="bigoauth-link-site">(.*?)</form>', html, re.S
+    ):
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body))
+        forms[action] = (fields, re.search(r"<button[^>]*>(.*?)</button>", body, re.S).group(1))
+    return forms
+
+
 def test_a_superuser_gets_a_link_button_per_provider(admin_client, accounts):
     html = admin_client.get(CHANGELIST).content.decode()
+    forms = link_forms(html)
     for slug, name in (("bigin", "Bigin"), ("biggerplate", "Biggerplate")):
         authorise = reverse("bigoauth:authorise", kwargs={"provider": slug})
-        assert re.search(rf'href="{re.escape(authorise)}\?site=1&amp;next=[^"]+"', html)
-        assert f"Link a site-level {name} account" in html
+        # A POST form with the CSRF token: a site-level link is never started by a GET.
+        fields, text = forms[authorise]
+        assert fields["site"] == "1" and fields["next"] == CHANGELIST and fields["csrfmiddlewaretoken"]
+        assert text == f"Link a site-level {name} account"
+    assert f'href="{reverse("bigoauth:authorise", kwargs={"provider": "bigin"})}' not in html
+
+
+def test_the_link_button_starts_a_site_level_flow_with_the_csrf_check(accounts, fake_provider, django_user_model):
+    from django.test import Client
+
+    from django_bigoauth.models import PendingAuthorisation
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    authorise = reverse("bigoauth:authorise", kwargs={"provider": "bigin"})
+    fields, _text = link_forms(browser.get(CHANGELIST).content.decode())[authorise]
+    assert browser.post(authorise, {"site": "1", "next": CHANGELIST}).status_code == 403  # no token: refused
+    assert not PendingAuthorisation.objects.exists()
+    response = browser.post(authorise, fields)
+    assert response.status_code == 302 and response["Location"].startswith(f"{fake_provider.url}/oauth/v2/auth?")
+    pending = PendingAuthorisation.objects.get()
+    assert (pending.site_level, pending.next_url, pending.started_by_post) == (True, CHANGELIST, True)
 
 
 # -- no secret on any page, in any message, in any log record --------------------------------------

@@ -106,6 +106,17 @@ def test_http_timeout_must_be_more_than_zero(settings):
     assert ids(settings, {"biggerplate": good()}, REFRESH_LEEWAY=0, STATE_TTL=0.5, HTTP_TIMEOUT=0.5) == []
 
 
+@pytest.mark.parametrize("value", ["false", "True", 1, 0, None])
+def test_authorise_on_get_must_be_a_bool(settings, value):
+    # "false" would read as on: only True turns one-click GET links on, and anything else is named.
+    assert ids(settings, {"biggerplate": good()}, AUTHORISE_ON_GET=value) == ["django_bigoauth.E012"]
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_authorise_on_get_true_or_false_is_fine(settings, value):
+    assert ids(settings, {"biggerplate": good()}, AUTHORISE_ON_GET=value) == []
+
+
 def test_a_string_refresh_leeway_is_named_in_the_message(settings):
     settings.BIGOAUTH = {"PROVIDERS": {}, "ENCRYPTION_KEYS": [KEY], "REFRESH_LEEWAY": "60"}
     (message,) = check_settings()
@@ -189,4 +200,4 @@ def test_every_check_id_is_in_the_readme_table_and_the_docstring():
     table = readme.split("## System checks", 1)[1].split("\n## ", 1)[0]
     assert set(re.findall(r"`django_bigoauth\.([EW]\d{3})`", table)) == emitted
     assert set(re.findall(r"^\| django_bigoauth\.([EW]\d{3}) \|", module.__doc__, re.M)) == emitted
-    assert emitted == {f"E{n:03}" for n in range(1, 12)} | {"W001", "W002", "W003"}
+    assert emitted == {f"E{n:03}" for n in range(1, 13)} | {"W001", "W002", "W003"}

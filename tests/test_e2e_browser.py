@@ -100,8 +100,9 @@ def test_connect_the_sandbox_test_the_connection_deny_and_disconnect(page, site)
     expect(page).to_have_url(f"{site.url}/bigoauth/")
     expect(page.locator(".bigoauth-empty")).to_be_visible()
 
-    # Connect: the sandbox's consent page, approve, back on the accounts page.
-    page.get_by_role("link", name="Connect Sandbox").click()
+    # Connect: the button POSTs to the authorise view, which sends the browser to the sandbox's
+    # consent page; approve, back on the accounts page.
+    page.get_by_role("button", name="Connect Sandbox").click()
     expect(page).to_have_url(re.compile(r"/sandbox/o/authorize/\?"))
     expect(page.locator("#authorizationForm")).to_contain_text("Tell the demo site who you are")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -120,8 +121,14 @@ def test_connect_the_sandbox_test_the_connection_deny_and_disconnect(page, site)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert linked_accounts(site) == 1
 
+    # A link (a GET) to the authorise URL only shows the confirmation page; its button goes on.
+    page.goto(f"{site.url}/bigoauth/sandbox/authorise/")
+    expect(page.get_by_role("heading", name="Connect Sandbox")).to_be_visible()
+    expect(page.get_by_role("link", name="Cancel")).to_have_attribute("href", "/bigoauth/")
+    page.screenshot(path=str(ARTIFACTS / "confirmation-page.png"), full_page=True)
+    page.get_by_role("button", name="Continue to Sandbox").click()
+
     # Deny: Cancel on the consent page comes back as access_denied; nothing is stored.
-    page.get_by_role("link", name="Connect Sandbox").click()
     expect(page.locator("#authorizationForm")).to_be_visible()
     page.get_by_role("button", name="Cancel").click()
     expect(page).to_have_url(f"{site.url}/bigoauth/")

@@ -15,13 +15,13 @@ import traceback
 import pytest
 from django.db import connection
 
-from django_bigoauth import linking, revocation
+from django_bigoauth import crypto, linking, revocation
 from django_bigoauth.exceptions import BigOAuthError, RefreshError, RevokeError
-from django_bigoauth.models import LinkedAccount, Token
+from django_bigoauth.models import LinkedAccount, PendingAuthorisation, Token
 from django_bigoauth.providers import CallbackContext, TokenReply, get_provider
 from django_bigoauth.redaction import mask
 from django_bigoauth.session import AccountSession
-from django_bigoauth.state import PendingAuthorisation
+from django_bigoauth.state import Authorisation
 from tests.test_crypto import raw_token_rows
 
 CLIENT_SECRETS = ("bigin-secret-value", "bp-secret-value")
@@ -215,13 +215,19 @@ def test_str_and_repr_of_every_object_holding_a_secret(make_account):
     account = make_account(access_token=access, refresh_token=refresh)
     token = Token.objects.get(account=account)
     reply = TokenReply(access_token=access, refresh_token=refresh, token_type="Bearer", expires_at=None)
-    pending = PendingAuthorisation(
-        provider="bigin", user_id=1, created=0.0, redirect_uri="http://testserver/cb", code_verifier=verifier
+    pending = Authorisation(provider="bigin", user_pk="1", redirect_uri="http://testserver/cb", code_verifier=verifier)
+    row = PendingAuthorisation.objects.create(
+        state_hash="0" * 64,
+        browser_hash="1" * 64,
+        provider="bigin",
+        user_pk="1",
+        redirect_uri="http://testserver/cb",
+        encrypted_code_verifier=crypto.encrypt(verifier),
     )
     session = AccountSession(account)
-    for obj in (account, token, reply, pending, session):
+    for obj in (account, token, reply, pending, row, session):
         for text in (str(obj), repr(obj), f"{obj!r:>10}"):
-            assert_no_secrets(text, {access, refresh, verifier})
+            assert_no_secrets(text, {access, refresh, verifier, row.encrypted_code_verifier})
     assert mask(access) in repr(token) and mask(access) in repr(reply)
 
 

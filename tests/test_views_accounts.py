@@ -42,8 +42,32 @@ def test_empty_page_offers_a_connect_button_per_configured_provider(signed_in, f
     html = response.content.decode()
     assert response.status_code == 200
     assert "You have not linked any accounts yet." in html
-    assert '<a class="bigoauth-button" href="/bigoauth/bigin/authorise/">Connect Bigin</a>' in html
-    assert '<a class="bigoauth-button" href="/bigoauth/biggerplate/authorise/">Connect Biggerplate</a>' in html
+    # POST forms with the CSRF token: the button starts the flow, and no other site can.
+    assert connect_forms(html) == {
+        "/bigoauth/bigin/authorise/": "Connect Bigin",
+        "/bigoauth/biggerplate/authorise/": "Connect Biggerplate",
+    }
+    assert 'href="/bigoauth/bigin/authorise/' not in html
+
+
+def connect_forms(html):
+    """{action: button text} of the POST forms to the authorise view, each with its CSRF token."""
+    forms = {}
+    for action, body in re.findall(
+        r'<form method="post" action="(/bigoauth/[^"]+/authorise/)">(.*?)</form>', html, re.S
+    ):
+        assert 'name="csrfmiddlewaretoken"' in body
+        forms[action] = re.sub(r"<[^>]+>", "", re.search(r"<button[^>]*>(.*?)</button>", body, re.S).group(1)).strip()
+    return forms
+
+
+def test_the_connect_button_starts_the_flow_with_the_csrf_check(alice, fake_provider):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    page = browser.get(ACCOUNTS).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = browser.post("/bigoauth/bigin/authorise/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"].startswith(f"{fake_provider.url}/oauth/v2/auth?")
 
 
 def test_page_lists_the_users_accounts_only(signed_in, alice, django_user_model, make_account, fake_provider):
@@ -61,7 +85,7 @@ def test_page_lists_the_users_accounts_only(signed_in, alice, django_user_model,
     row = row_of(html, mine)
     for text in ("Bigin", "Acme Ltd", "EU", "Active", f"in 59{NBSP}minutes", "Reconnect", "Disconnect"):
         assert text in row
-    assert 'href="/bigoauth/bigin/authorise/"' in row
+    assert connect_forms(row) == {"/bigoauth/bigin/authorise/": "Reconnect Acme Ltd"}
     assert f'action="{disconnect_url(mine)}"' in row and "csrfmiddlewaretoken" in row
 
     row = row_of(html, stale)
@@ -91,7 +115,7 @@ def test_an_account_of_a_provider_no_longer_configured_is_still_listed(signed_in
 
 
 def test_messages_are_shown_and_the_default_page_is_standalone(signed_in, fake_provider):
-    authorised = signed_in.get(reverse("bigoauth:authorise", args=["bigin"]))
+    authorised = signed_in.post(reverse("bigoauth:authorise", args=["bigin"]))
     state = re.search(r"state=([^&]+)", authorised["Location"]).group(1)
     signed_in.get(reverse("bigoauth:callback", args=["bigin"]), {"state": state, "error": "access_denied"})
     html = signed_in.get(ACCOUNTS).content.decode()
@@ -117,6 +141,23 @@ def test_describe_expiry(delta, text):
 
 
 # -- disconnect -------------------------------------------------------------------------------------------
+
+
+def test_every_response_is_neither_framed_nor_cached(client, alice, make_account, fake_provider):
+    account = make_account("bigin", user=alice, accounts_server=fake_provider.url)
+    responses = [client.get(ACCOUNTS), client.post(disconnect_url(account))]  # signed out: to the login page
+    client.force_login(alice)
+    responses += [
+        client.get(ACCOUNTS),
+        client.post(ACCOUNTS),  # 405
+        client.get(disconnect_url(account)),  # 405
+        client.post(reverse("bigoauth:disconnect", args=[account.pk + 1000])),  # 404
+        client.post(disconnect_url(account)),  # disconnected
+    ]
+    assert [r.status_code for r in responses] == [302, 302, 200, 405, 405, 404, 302]
+    for response in responses:
+        assert response["X-Frame-Options"] == "DENY"
+        assert "no-store" in response["Cache-Control"]
 
 
 def test_disconnect_is_post_only(signed_in, alice, make_account, fake_provider):

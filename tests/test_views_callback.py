@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import socket
+import threading
 import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -16,14 +17,16 @@ from datetime import timezone as dt_timezone
 import pytest
 import requests
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import include, path, reverse
 from django.utils import timezone
 
-from django_bigoauth import signals, state
-from django_bigoauth.models import LinkedAccount, Token
+from django_bigoauth import crypto, signals
+from django_bigoauth.models import LinkedAccount, PendingAuthorisation, Token
 from django_bigoauth.state import SESSION_KEY
+from tests.lifecycle_support import run_in_threads
 from tests.oauthflow import biggerplate_return, bigin_return, callback_url, messages_of, nothing_stored, start
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +83,76 @@ def test_replayed_state_after_a_link_is_refused(signed_in, fake_provider):
     assert len(token_requests(fake_provider)) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("interleaving", ["both-read-before-either-deletes", "free"])
+def test_one_callback_submitted_twice_at_once_reaches_the_provider_once(
+    alice, fake_provider, settings, monkeypatch, interleaving
+):
+    """Two tabs (two clients sharing one session cookie) present one state at the same moment."""
+    configure(settings, "bigin", PKCE=True)
+    fake_provider.delay = 0.2  # the winner is still talking to the provider when the loser arrives
+    first_tab = Client()
+    first_tab.force_login(alice)
+    authorised = start(first_tab, "bigin")
+    second_tab = Client()
+    second_tab.cookies[settings.SESSION_COOKIE_NAME] = first_tab.cookies[settings.SESSION_COOKIE_NAME].value
+    params = bigin_return(fake_provider, authorised)
+
+    if interleaving == "both-read-before-either-deletes":
+        # The worst case, forced: each request has read the row before either deletes it.
+        both_read = threading.Barrier(2)
+        real_first = QuerySet.first
+
+        def first_then_wait(queryset):
+            row = real_first(queryset)
+            if queryset.model is PendingAuthorisation:
+                both_read.wait(10)
+            return row
+
+        monkeypatch.setattr(QuerySet, "first", first_then_wait)
+
+    tabs = iter([first_tab, second_tab])
+    guard = threading.Lock()
+
+    def submit():
+        with guard:
+            tab = next(tabs)
+        return tab.get(callback_url("bigin"), params)
+
+    responses, errors = run_in_threads(2, submit)
+    assert errors == []
+    by_status = {response.status_code: response for response in responses}
+    assert sorted(by_status) == [302, 400]
+    assert by_status[302]["Location"] == ACCOUNTS
+    assert "already used" in by_status[400].content.decode()
+    assert len(token_requests(fake_provider)) == 1
+    assert LinkedAccount.objects.count() == 1 and Token.objects.count() == 1
+    assert not PendingAuthorisation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_state_stays_used_when_the_callback_fails_under_atomic_requests(alice, fake_provider, monkeypatch):
+    # With ATOMIC_REQUESTS, a crash after the state was consumed would roll its DELETE back and
+    # make the state usable again; the callback is non_atomic_requests, so it stays used up.
+    from django_bigoauth import linking
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug after the state was consumed")
+
+    monkeypatch.setattr(linking, "link_with_code", crash)
+    browser = Client(raise_request_exception=False)
+    browser.force_login(alice)
+    authorised = start(browser, "bigin")
+    assert browser.get(callback_url("bigin"), bigin_return(fake_provider, authorised)).status_code == 500
+    assert not PendingAuthorisation.objects.exists()
+    monkeypatch.undo()
+    replay = browser.get(callback_url("bigin"), bigin_return(fake_provider, authorised))
+    assert replay.status_code == 400
+    assert nothing_stored() and fake_provider.requests == []
+
+
 def test_replayed_state_after_a_refusal_is_refused(signed_in, fake_provider):
     authorised = start(signed_in, "bigin")
     denied = signed_in.get(callback_url("bigin"), {"state": authorised["state"], "error": "access_denied"})
@@ -89,13 +162,15 @@ def test_replayed_state_after_a_refusal_is_refused(signed_in, fake_provider):
     assert nothing_stored() and fake_provider.requests == []
 
 
-def test_expired_state_is_refused(signed_in, fake_provider, monkeypatch):
+def test_expired_state_is_refused(signed_in, fake_provider):
     authorised = start(signed_in, "bigin")
-    later = time.time() + 601  # STATE_TTL defaults to 600 seconds
-    monkeypatch.setattr(state, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    row = PendingAuthorisation.objects.get()
+    row.created_at -= timedelta(seconds=601)  # STATE_TTL defaults to 600 seconds
+    row.save()
     response = come_back(signed_in, fake_provider, authorised=authorised)
     assert response.status_code == 400
     assert nothing_stored() and fake_provider.requests == []
+    assert not PendingAuthorisation.objects.exists()
 
 
 def test_state_ttl_setting_is_honoured(signed_in, fake_provider, settings):
@@ -109,9 +184,12 @@ def test_state_from_another_session_is_refused(signed_in, alice, fake_provider):
     authorised = start(signed_in, "bigin")
     other_browser = Client()
     other_browser.force_login(alice)
+    start(other_browser, "bigin")  # a browser with pending requests of its own: still not this one
     response = come_back(other_browser, fake_provider, authorised=authorised)
     assert response.status_code == 400
     assert nothing_stored() and fake_provider.requests == []
+    # Left to the browser that started it, which can still use it.
+    assert come_back(signed_in, fake_provider, authorised=authorised).status_code == 302
 
 
 def test_state_of_another_user_is_refused(signed_in, django_user_model, fake_provider):
@@ -119,7 +197,7 @@ def test_state_of_another_user_is_refused(signed_in, django_user_model, fake_pro
     bob = Client()
     bob.force_login(django_user_model.objects.create_user("bob"))
     session = bob.session
-    session[SESSION_KEY] = signed_in.session[SESSION_KEY]  # alice's pending request, in bob's session
+    session[SESSION_KEY] = signed_in.session[SESSION_KEY]  # alice's browser binding, in bob's session
     session.save()
     response = come_back(bob, fake_provider, authorised=authorised)
     assert response.status_code == 400
@@ -310,6 +388,23 @@ def test_error_pages_keep_the_code_out_of_referer_headers(signed_in, fake_provid
     assert "django_bigoauth/error.html" in [t.name for t in response.templates]
 
 
+def test_every_callback_response_is_neither_framed_nor_cached(signed_in, fake_provider):
+    responses = [
+        come_back(signed_in, fake_provider),  # linked
+        come_back(signed_in, fake_provider, state="forged"),  # 400
+        signed_in.get(reverse("bigoauth:callback", args=["myspace"])),  # 404
+        signed_in.post(callback_url("bigin")),  # 405
+    ]
+    fake_provider.queue_reply(500, "nope", "text/plain")
+    responses.append(come_back(signed_in, fake_provider))  # 502
+    authorised = start(signed_in, "bigin")
+    responses.append(signed_in.get(callback_url("bigin"), {"state": authorised["state"], "error": "access_denied"}))
+    assert [r.status_code for r in responses] == [302, 400, 404, 405, 502, 302]
+    for response in responses:
+        assert response["X-Frame-Options"] == "DENY"
+        assert "no-store" in response["Cache-Control"]
+
+
 # -- happy paths ----------------------------------------------------------------------------------------
 
 
@@ -426,10 +521,8 @@ def test_next_on_this_site_is_honoured(signed_in, fake_provider):
 @pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
 def test_next_to_another_host_is_not_followed(signed_in, fake_provider, next_url):
     authorised = start(signed_in, "bigin")
-    # Even if an unsafe next reached the session, the callback checks it again.
-    session = signed_in.session
-    session[SESSION_KEY][authorised["state"]]["next_url"] = next_url
-    session.save()
+    # Even if an unsafe next reached the database, the callback checks it again.
+    PendingAuthorisation.objects.update(next_url=next_url)
     response = come_back(signed_in, fake_provider, authorised=authorised)
     assert response.status_code == 302 and response["Location"] == ACCOUNTS
     assert LinkedAccount.objects.count() == 1
@@ -652,7 +745,9 @@ def test_no_code_state_or_verifier_in_any_log_record(signed_in, fake_provider, s
 
     def remember(authorised, params):
         secrets.update({params["code"], authorised["state"]})
-        secrets.update(entry["code_verifier"] for entry in signed_in.session[SESSION_KEY].values())
+        secrets.update(
+            crypto.decrypt(v) for v in PendingAuthorisation.objects.values_list("encrypted_code_verifier", flat=True)
+        )
 
     def flow(**overrides):
         authorised = start(signed_in, "bigin")
