@@ -122,12 +122,22 @@ def run_in_threads(count: int, call: Callable[[], Any], timeout: float = 60) -> 
     return results, errors
 
 
-def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path, timeout: float = 90) -> list[dict]:
-    """Run ``count`` processes that each call ``get_access_token()`` on one account at once.
+def start_processes(
+    count: int,
+    account_id: int,
+    bigoauth: dict,
+    tmp_path: Path,
+    *,
+    threads: int = 1,
+    action: str = "get_access_token",
+    timeout: float = 90,
+) -> list[subprocess.Popen]:
+    """Start ``count`` worker processes (``tests/lifecycle_worker.py``) and let them go at once.
 
-    Each process sets Django up against the test database, says it is ready, and waits for a
-    go file, so that every call starts within a few milliseconds of the others. Returns each
-    process's report: ``{"token": ...}`` or ``{"error": ...}``.
+    Each sets Django up against the test database and the given ``BIGOAUTH``, starts ``threads``
+    threads, says it is ready, and waits for a go file, so that every call starts within a few
+    milliseconds of the others. ``action``: ``get_access_token``, ``session_get`` (one API call
+    through ``account.session()``) or ``refresh`` (a forced refresh). Returns the processes.
     """
     settings_dict = connection.settings_dict
     config = {
@@ -137,6 +147,8 @@ def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path
         },
         "bigoauth": bigoauth,
         "account_id": account_id,
+        "threads": threads,
+        "action": action,
         "ready_dir": str(tmp_path),
         "go_file": str(tmp_path / "go"),
     }
@@ -161,17 +173,37 @@ def run_in_processes(count: int, account_id: int, bigoauth: dict, tmp_path: Path
                 raise AssertionError(f"a worker died while starting: {failed[0].communicate()[1][-2000:]}")
             assert time.monotonic() < deadline, "workers did not start in time"
             time.sleep(0.01)
-        (tmp_path / "go").touch()
-        reports = []
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
+    (tmp_path / "go").touch()
+    return processes
+
+
+def collect(processes: list[subprocess.Popen], timeout: float = 90) -> tuple[list[str], list[str]]:
+    """Wait for the workers; ``(results, errors)`` over every thread of every process."""
+    results: list[str] = []
+    errors: list[str] = []
+    try:
         for process in processes:
             out, err = process.communicate(timeout=timeout)
             assert process.returncode == 0, err[-2000:]
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-        return reports
+            report = json.loads(out.strip().splitlines()[-1])
+            results += report["results"]
+            errors += report["errors"]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
+    return results, errors
+
+
+def run_in_processes(
+    count: int, account_id: int, bigoauth: dict, tmp_path: Path, *, threads: int = 1, action: str = "get_access_token"
+) -> tuple[list[str], list[str]]:
+    """``count`` processes x ``threads`` threads doing ``action`` on one account at once; ``(results, errors)``."""
+    return collect(start_processes(count, account_id, bigoauth, tmp_path, threads=threads, action=action))
 
 
 def overwrite_token(account, **values) -> None:

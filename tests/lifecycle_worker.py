@@ -1,6 +1,8 @@
-"""One caller of ``get_access_token()`` in a process of its own (see lifecycle_support.run_in_processes).
+"""Callers of one account in a process of their own (see ``lifecycle_support.start_processes``).
 
-Usage: ``python tests/lifecycle_worker.py '<json config>' <index>``. Prints one JSON line.
+Usage: ``python tests/lifecycle_worker.py '<json config>' <index>``. Runs the configured number
+of threads, each doing the configured action once, and prints one JSON line:
+``{"results": [...], "errors": [...]}``.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,18 +33,44 @@ def main() -> None:
 
     from django_bigoauth.models import LinkedAccount
 
-    account = LinkedAccount.objects.get(pk=config["account_id"])
-    connection.ensure_connection()  # connect now, not in the timed part
-    Path(config["ready_dir"], f"ready-{index}").touch()
+    def act() -> str:
+        account = LinkedAccount.objects.get(pk=config["account_id"])
+        if config["action"] == "session_get":
+            response = account.session().get("/bigin/v2/org" if account.provider == "bigin" else "/users/me")
+            return f"HTTP {response.status_code}"
+        if config["action"] == "refresh":
+            return account.refresh()
+        return account.get_access_token()
+
+    results: list[str] = []
+    errors: list[str] = []
+    guard = threading.Lock()
     go = Path(config["go_file"])
-    while not go.exists():
-        time.sleep(0.002)
-    try:
-        report = {"token": account.get_access_token()}
-    except Exception as exc:  # noqa: BLE001 - the test wants to see every failure
-        report = {"error": f"{type(exc).__name__}: {exc}"}
-    connection.close()
-    print(json.dumps(report))
+    ready = threading.Barrier(config["threads"] + 1)
+
+    def worker() -> None:
+        connection.ensure_connection()  # connect now, not in the timed part
+        ready.wait()
+        while not go.exists():
+            time.sleep(0.002)
+        try:
+            value = act()
+            with guard:
+                results.append(value)
+        except Exception as exc:  # noqa: BLE001 - the test wants to see every failure
+            with guard:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(config["threads"])]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    Path(config["ready_dir"], f"ready-{index}").touch()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"results": results, "errors": errors}), flush=True)
 
 
 if __name__ == "__main__":

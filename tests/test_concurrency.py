@@ -1,23 +1,33 @@
-"""Refresh under concurrency, against a real token server on 127.0.0.1 that answers in 200 ms.
+"""Exactly one refresh per expiry, across threads and processes, on every database.
 
-The promise: N callers that find the same expired token cause one refresh request, and every
-caller gets the new token. PostgreSQL and MariaDB/MySQL keep it across threads and processes (row lock);
-SQLite keeps it across the threads of a process (process lock), and across processes keeps
-the weaker promise documented in the README ("Refreshing exactly once"), tested here too.
+Against the strict fake provider (``tests/fakeprovider.py``) on real 127.0.0.1 sockets, with
+its token endpoint answering in 200 ms. With ``rotate_refresh_tokens`` it has reuse detection:
+a refresh token presented twice revokes the whole grant, as oidc-provider, Auth0, Keycloak and
+django-oauth-toolkit do, so a second refresh request would not be "one wasted call" but a dead
+account, and these tests would see it (the API refuses the stored token afterwards).
+Run with ``DATABASE_URL`` set to run them on PostgreSQL or MariaDB.
 """
 
 from __future__ import annotations
 
-import pytest
+import os
+import signal
+import threading
+import time
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from django_bigoauth.exceptions import RefreshError
 from django_bigoauth.models import LinkedAccount, Token
 from tests.fakeprovider import bigoauth_settings_for
-from tests.lifecycle_support import ROW_LOCKS, end_other_sessions, require_vendor, run_in_processes, run_in_threads
+from tests.lifecycle_support import collect, run_in_processes, run_in_threads, start_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 THREADS = 32
-PROCESSES = 4
+PROCESSES, THREADS_EACH = 4, 8
 
 
 @pytest.fixture
@@ -26,166 +36,140 @@ def slow_fake(fake_provider):
     return fake_provider
 
 
-def expired_account(make_account, fake):
-    return make_account("bigin", expires_in=-30, refresh_token=fake.issue_refresh_token(), api_domain=fake.url)
+def expired_account(make_account, fake, provider: str = "bigin"):
+    return make_account(provider, expires_in=-30, refresh_token=fake.issue_refresh_token())
 
 
-@pytest.mark.parametrize("rotate", [False, True], ids=["plain", "rotating"])
-def test_threads_share_one_refresh(slow_fake, make_account, rotate):
-    """Every database: the threads of one process send one refresh request between them."""
+def assert_account_works(account, fake) -> None:
+    """Active, its stored token accepted by the API, and (rotating) its stored refresh token the only live one."""
+    account.refresh_from_db()
+    assert account.status == LinkedAccount.Status.ACTIVE
+    stored = Token.objects.get(account=account)
+    assert stored.access_token in fake.live_access_tokens
+    assert stored.refresh_token in fake.live_refresh_tokens
+    path = "/bigin/v2/org" if account.provider == "bigin" else "/users/me"
+    assert account.session().get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("provider", "rotate"), [("bigin", False), ("biggerplate", True)], ids=["zoho", "rotating-with-reuse-detection"]
+)
+def test_threads_share_one_refresh(slow_fake, make_account, provider, rotate):
     slow_fake.rotate_refresh_tokens = rotate
-    account = expired_account(make_account, slow_fake)
+    account = expired_account(make_account, slow_fake, provider)
 
     results, errors = run_in_threads(THREADS, lambda: LinkedAccount.objects.get(pk=account.pk).get_access_token())
 
     assert errors == []
     assert slow_fake.refresh_calls() == 1
-    stored = Token.objects.get(account=account)
-    assert results == [stored.access_token] * THREADS
-    assert stored.access_token in slow_fake.live_access_tokens
-    assert stored.refresh_token in slow_fake.live_refresh_tokens
+    assert results == [Token.objects.get(account=account).access_token] * THREADS
+    assert_account_works(account, slow_fake)
 
 
-def test_processes_share_one_refresh_with_row_locks(slow_fake, make_account, tmp_path):
-    """PostgreSQL, MariaDB/MySQL: separate processes wait on the row lock, so they too send one refresh."""
-    require_vendor(ROW_LOCKS, "the row lock that spans processes")
-    account = expired_account(make_account, slow_fake)
-
-    reports = run_in_processes(PROCESSES, account.pk, bigoauth_settings_for(slow_fake), tmp_path)
-
-    assert [r.get("error") for r in reports] == [None] * PROCESSES
-    assert slow_fake.refresh_calls() == 1
-    stored = Token.objects.get(account=account)
-    assert [r["token"] for r in reports] == [stored.access_token] * PROCESSES
-
-
-@pytest.mark.parametrize("rotate", [False, True], ids=["plain", "rotating"])
-def test_processes_on_sqlite_refresh_at_most_once_each_and_never_fail(
-    slow_fake, make_account, tmp_path, monkeypatch, rotate
-):
-    """SQLite has no row lock: each process may refresh once, but no caller fails.
-
-    With a rotating provider the processes that lose the race get invalid_grant for the
-    refresh token the winner used up; they must take the winner's token, not mark the
-    account as needing re-authorisation.
-    """
-    require_vendor("sqlite", "the cross-process promise of the SQLite path")
+@pytest.mark.parametrize(
+    ("provider", "rotate"), [("bigin", False), ("biggerplate", True)], ids=["zoho", "rotating-with-reuse-detection"]
+)
+def test_processes_and_threads_share_one_refresh(slow_fake, make_account, tmp_path, provider, rotate):
+    """4 processes x 8 threads on one expired token: one token request, no failed caller, on every database."""
     slow_fake.rotate_refresh_tokens = rotate
-    account = expired_account(make_account, slow_fake)
+    account = expired_account(make_account, slow_fake, provider)
 
-    reports = run_in_processes(PROCESSES, account.pk, bigoauth_settings_for(slow_fake), tmp_path)
+    results, errors = run_in_processes(
+        PROCESSES, account.pk, bigoauth_settings_for(slow_fake), tmp_path, threads=THREADS_EACH
+    )
 
-    assert [r.get("error") for r in reports] == [None] * PROCESSES
-    assert 1 <= slow_fake.refresh_calls() <= PROCESSES
-    account.refresh_from_db()
-    assert account.status == LinkedAccount.Status.ACTIVE
-    stored = Token.objects.get(account=account)
-    # Whoever stored first won; everyone uses that token, and it (and its refresh token) work.
-    assert [r["token"] for r in reports] == [stored.access_token] * PROCESSES
-    assert stored.access_token in slow_fake.live_access_tokens
-    assert stored.refresh_token in slow_fake.live_refresh_tokens
-    response = account.session().get("/bigin/v2/org")
-    assert response.status_code == 200
+    assert errors == []
+    assert slow_fake.refresh_calls() == 1
+    assert results == [Token.objects.get(account=account).access_token] * (PROCESSES * THREADS_EACH)
+    assert_account_works(account, slow_fake)
 
 
-def test_sqlite_loser_waits_for_the_winners_write(fake_provider, make_account):
-    """The race behind the SQLite promise, made deterministic.
+def test_api_calls_from_many_processes_share_one_refresh(slow_fake, make_account, tmp_path):
+    """The same through ``session()``: every call answered, one refresh between them."""
+    slow_fake.rotate_refresh_tokens = True
+    account = expired_account(make_account, slow_fake, "biggerplate")
 
-    Another process has already used the (rotating) refresh token at the provider but has
-    not stored its reply yet when our refresh request comes back with invalid_grant. We must
-    wait for its write and use its token, not declare the account dead.
+    results, errors = run_in_processes(
+        PROCESSES, account.pk, bigoauth_settings_for(slow_fake), tmp_path, threads=THREADS_EACH, action="session_get"
+    )
+
+    assert errors == []
+    assert results == ["HTTP 200"] * (PROCESSES * THREADS_EACH)
+    assert slow_fake.refresh_calls() == 1
+    assert_account_works(account, slow_fake)
+
+
+def test_a_claimant_killed_mid_refresh_does_not_wedge_the_account(fake_provider, make_account, tmp_path, settings):
+    """SIGKILL while the refresh request is in flight: others wait out its claim, then one refreshes.
+
+    Zoho's dialect (no rotation): the killed process's request used the refresh token, which
+    stays valid. With a rotating provider the grant would be lost whatever the client did, if
+    the provider had answered before the process died.
     """
-    require_vendor("sqlite", "the SQLite path (on databases with row locks this race cannot happen)")
-    import threading
-    import time
-    from datetime import timedelta
-
-    from django.db import connection
-    from django.db.models import F
-    from django.utils import timezone
-
-    from django_bigoauth import client, signals
-
-    fake_provider.rotate_refresh_tokens = True
+    bigoauth = bigoauth_settings_for(fake_provider, HTTP_TIMEOUT=2)
+    settings.BIGOAUTH = bigoauth
+    ttl = 2 + 5  # policy.claim_ttl: HTTP_TIMEOUT + 5 s
     account = expired_account(make_account, fake_provider)
-    old_refresh = Token.objects.get(account=account).refresh_token
-    # The other process's request reaches the provider first...
-    winner = client.refresh(account.provider_instance, old_refresh)
+    fake_provider.delay = 30  # the first refresh request never gets an answer in time
+    (claimant,) = start_processes(1, account.pk, bigoauth, tmp_path)
+    deadline = time.monotonic() + 10
+    while fake_provider.refresh_calls() == 0:
+        assert time.monotonic() < deadline, "the claimant never sent its request"
+        time.sleep(0.01)
+    os.kill(claimant.pid, signal.SIGKILL)
+    claimant.wait()
+    killed_at = time.monotonic()
+    claimed_until = Token.objects.get(account=account).refresh_claimed_until
+    assert claimed_until is not None and claimed_until > timezone.now()
+    fake_provider.delay = 0
 
-    def store_late() -> None:
-        # ...and its database write lands 300 ms after our invalid_grant.
-        time.sleep(0.3)
-        Token.objects.filter(account=account).update(
-            access_token=winner.access_token,
-            refresh_token=winner.refresh_token,
-            expires_at=timezone.now() + timedelta(hours=1),
-            generation=F("generation") + 1,
-        )
-        connection.close()
-
-    reauth = []
-    signals.reauthorization_required.connect(lambda **kw: reauth.append(kw), weak=False, dispatch_uid="t-late")
-    try:
-        writer = threading.Thread(target=store_late)
-        writer.start()
-        token = account.get_access_token()
-        writer.join()
-    finally:
-        signals.reauthorization_required.disconnect(dispatch_uid="t-late")
-
-    assert token == winner.access_token
-    assert fake_provider.refresh_calls() == 2  # the winner's, then our refused one
-    account.refresh_from_db()
-    assert account.status == LinkedAccount.Status.ACTIVE
-    assert reauth == []
-
-
-def test_refreshing_twice_inside_an_outer_transaction_does_not_deadlock(fake_provider, make_account):
-    """Row locks with ATOMIC_REQUESTS: a request refreshes, holds the row lock until it ends, and
-    refreshes again after a 401 while another request waits for that row. A lock of our own in
-    front of the row lock would make the two wait for each other forever.
-    """
-    require_vendor(ROW_LOCKS, "row locks held by an outer transaction")
-    import threading
-    import time
-
-    from django.db import connection, transaction
-
-    from django_bigoauth.tokens import current_token, refresh_access_token
-
-    account = expired_account(make_account, fake_provider)
-    holding = threading.Event()
     outcome = {}
+    caller = threading.Thread(target=lambda: outcome.update(token=account.get_access_token()), daemon=True)
+    caller.start()
+    time.sleep(ttl - 2)
+    assert fake_provider.refresh_calls() == 1, "a caller refreshed while the dead claimant's claim was live"
+    caller.join(ttl + 5)
 
-    def first_request() -> None:
-        try:
-            with transaction.atomic():
-                _, generation = current_token(LinkedAccount.objects.get(pk=account.pk))  # refresh 1, row locked
-                holding.set()
-                time.sleep(0.3)  # the second request is now waiting for the row
-                outcome["first"] = refresh_access_token(
-                    LinkedAccount.objects.get(pk=account.pk), force=True, seen_generation=generation
-                )  # refresh 2, as after a 401
-        finally:
-            connection.close()
-
-    def second_request() -> None:
-        try:
-            holding.wait(10)
-            outcome["second"] = LinkedAccount.objects.get(pk=account.pk).get_access_token()
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=first_request, daemon=True),
-        threading.Thread(target=second_request, daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
-    if any(thread.is_alive() for thread in threads):
-        end_other_sessions()
-        pytest.fail("the two requests deadlocked")
+    assert not caller.is_alive()
+    assert outcome["token"] == Token.objects.get(account=account).access_token
     assert fake_provider.refresh_calls() == 2
-    assert outcome["first"] == outcome["second"] == Token.objects.get(account=account).access_token
+    assert time.monotonic() - killed_at >= ttl - 1.5  # it waited for the claim to expire
+    assert_account_works(account, fake_provider)
+
+
+def test_a_caller_that_waits_out_its_bound_gets_refresh_error_not_the_stale_token(
+    fake_provider, make_account, settings
+):
+    """A claim that outlives the caller's bound (held by a worker with a longer HTTP_TIMEOUT):
+    ``RefreshError`` saying a refresh is in progress; nothing sent, nothing changed."""
+    settings.BIGOAUTH = bigoauth_settings_for(fake_provider, HTTP_TIMEOUT=0.5)
+    account = expired_account(make_account, fake_provider)
+    Token.objects.filter(account=account).update(
+        refresh_claim="f" * 32, refresh_claimed_until=timezone.now() + timedelta(minutes=5)
+    )
+    before = Token.objects.get(account=account)
+
+    started = time.monotonic()
+    with pytest.raises(RefreshError, match="in progress") as excinfo:
+        account.get_access_token()
+
+    assert 5 <= time.monotonic() - started < 9  # the bound: HTTP_TIMEOUT + 5 s
+    assert before.access_token not in str(excinfo.value)
+    assert fake_provider.requests == []
+    after = Token.objects.get(account=account)
+    assert (after.access_token, after.generation) == (before.access_token, before.generation)
+
+
+def test_a_refresh_that_failed_elsewhere_is_reported_not_repeated(fake_provider, make_account):
+    """Threads waiting for a refresh that fails get the failure; they do not each try again."""
+    fake_provider.queue_reply(503, "busy", "text/plain", delay=0.3)
+    account = expired_account(make_account, fake_provider)
+
+    results, errors = run_in_threads(8, lambda: LinkedAccount.objects.get(pk=account.pk).get_access_token())
+
+    assert results == []
+    assert len(errors) == 8 and all(isinstance(error, RefreshError) for error in errors)
+    assert fake_provider.refresh_calls() == 1
+    assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE
+    assert Token.objects.get(account=account).refresh_claim == ""  # released: the next call may try again
+    assert account.get_access_token() in fake_provider.live_access_tokens
