@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_bigoauth.exceptions import RefreshError
 from django_bigoauth.models import LinkedAccount, Token
 from tests.fakeprovider import bigoauth_settings_for
-from tests.lifecycle_support import collect, run_in_processes, run_in_threads, start_processes
+from tests.lifecycle_support import run_in_processes, run_in_threads, start_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
