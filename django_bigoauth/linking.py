@@ -25,6 +25,7 @@ from .client import clean_text
 from .exceptions import AccountNotStored, BigOAuthError, ProviderError
 from .models import LinkedAccount, Token
 from .providers import CallbackContext, Identity, Provider, TokenReply
+from .redaction import printable
 
 __all__ = ["identify", "link_with_code", "store_account"]
 
@@ -119,7 +120,10 @@ def store_account(
     external_id = _exact("external_id", identity.external_id if identity else "")
     reply_fields, token_values = _reply_values(provider, reply)
     fields = {
-        "label": clean_text(label or (identity.label if identity else "") or provider.display_name, limit=_LABEL_MAX),
+        # Shown in pages, the admin and command output: one printable line.
+        "label": clean_text(
+            printable(label or (identity.label if identity else "") or provider.display_name, limit=_LABEL_MAX)
+        ),
         "status": LinkedAccount.Status.ACTIVE,
         **reply_fields,
     }

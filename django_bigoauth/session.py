@@ -123,11 +123,16 @@ class AccountSession(OAuth2Session):
             # (a token holding CR/LF or non-Latin-1 text) fails here, before anything is sent.
             prepared = self.prepare_request(requests.Request(method.upper(), url, headers=headers, **kwargs))
         except (ValueError, UnicodeError) as exc:  # InvalidHeader and InvalidURL are ValueErrors
-            # Their text quotes the Authorization header: only the kind of failure leaves here.
+            failure = type(exc).__name__
+        else:
+            failure = ""
+        if failure:
+            # Raised outside the except block: the original's text quotes the Authorization
+            # header, and not even __context__ may keep it for an error report to find.
             raise BigOAuthError(
-                f"The request to {origin(url)!r} for account {self.account.pk} cannot be made "
-                f"({type(exc).__name__}); nothing was sent."
-            ) from None
+                f"The request to {origin(url)!r} for account {self.account.pk} cannot be made ({failure}); "
+                "nothing was sent."
+            )
         settings = self.merge_environment_settings(
             prepared.url,
             send_kwargs.pop("proxies", None) or {},

@@ -133,21 +133,26 @@ class Transport:
                     body = self._read_body(response, what)
                 finally:
                     response.close()
-            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, UnicodeError):
-                # Raised while building the request: nothing was sent. Their text quotes the
-                # header or URL, so only the kind of failure leaves this module.
-                raise ProviderError(f"The request to {what} at {where} cannot be made.") from None
-            except requests.RequestException as exc:
-                if watchdog.fired or isinstance(exc, requests.Timeout):
-                    raise ProviderTimeout(f"{what} at {where} did not answer in time ({timeout:g} s).") from None
-                raise ProviderUnavailable(f"{what} at {where} could not be reached ({type(exc).__name__}).") from None
-            except OSError as exc:  # a socket error that requests did not wrap
-                if watchdog.fired:
-                    raise ProviderTimeout(f"{what} at {where} did not answer in time ({timeout:g} s).") from None
-                raise ProviderUnavailable(f"{what} at {where} could not be reached ({type(exc).__name__}).") from None
+            except (requests.RequestException, OSError, UnicodeError) as exc:
+                failure: BaseException | None = exc
+            else:
+                failure = None
+        if failure is not None:
+            # Raised outside the except block, so that no __context__ keeps the original, whose
+            # text can quote a header (the token) or the URL.
+            raise self._failure(failure, watchdog.fired, what=what, where=where, timeout=timeout)
         if watchdog.fired:
             raise ProviderTimeout(f"{what} at {where} did not answer in time ({timeout:g} s).")
         return Reply(status=response.status_code, headers=dict(response.headers), body=body, url=url)
+
+    @staticmethod
+    def _failure(exc: BaseException, fired: bool, *, what: str, where: str, timeout: float) -> ProviderError:
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, UnicodeError)):
+            # Raised while building the request: nothing was sent.
+            return ProviderError(f"The request to {what} at {where} cannot be made ({type(exc).__name__}).")
+        if fired or isinstance(exc, requests.Timeout):
+            return ProviderTimeout(f"{what} at {where} did not answer in time ({timeout:g} s).")
+        return ProviderUnavailable(f"{what} at {where} could not be reached ({type(exc).__name__}).")
 
     def _read_body(self, response: requests.Response, what: str) -> bytes:
         limit = self.max_reply_bytes

@@ -1,6 +1,8 @@
+import socket
 from datetime import timedelta
 
 import pytest
+import requests
 from django.utils import timezone
 
 from tests.fakeprovider import FakeProvider, bigoauth_settings_for
@@ -78,3 +80,26 @@ def signed_in(client, alice):
     """The test client, signed in as alice."""
     client.force_login(alice)
     return client
+
+
+@pytest.fixture
+def outbound(monkeypatch):
+    """Every HTTP request (through ``requests``) and every socket connection attempted, refused.
+
+    The fake server only sees what reaches it; this sees what anything tried to send anywhere.
+    Nothing is let through, so a regression sends no secret to a real host either.
+    """
+    attempts = []
+
+    def send(adapter, request, *args, **kwargs):
+        attempts.append(("http", request.url))
+        raise requests.ConnectionError("outbound request blocked by the test")
+
+    def connect(sock, address):
+        attempts.append(("socket", address))
+        raise OSError("outbound connection blocked by the test")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    return attempts

@@ -96,9 +96,7 @@ def test_a_rolled_back_atomic_block_keeps_the_refresh_too(rotating, make_account
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
-def test_a_token_row_the_caller_holds_locked_falls_back_to_the_callers_transaction(
-    fake_provider, make_account, caplog
-):
+def test_a_token_row_the_caller_holds_locked_falls_back_to_the_callers_transaction(fake_provider, make_account, caplog):
     """The second connection would wait for the caller, who waits for it: after a short bound it is
     given up, and the refresh is written in the caller's transaction, with the warning."""
     require_vendor(ROW_LOCKS, "row locks")

@@ -112,7 +112,9 @@ def test_a_disconnect_during_a_refresh_leaves_no_live_token(rotating, make_accou
 
 
 def test_a_relink_during_a_revoke_survives_untouched(fake_provider, make_account):
-    account = make_account("bigin", accounts_server=fake_provider.url, refresh_token=fake_provider.issue_refresh_token())
+    account = make_account(
+        "bigin", accounts_server=fake_provider.url, refresh_token=fake_provider.issue_refresh_token()
+    )
     old_refresh = Token.objects.get(account=account).refresh_token
     fake_provider.queue_reply(200, {"status": "success"}, delay=0.5, path_suffix="/revoke")
     new_grant = fake_provider.adopt(access_token="1000.access.relinked", refresh_token="1000.refresh.relinked")

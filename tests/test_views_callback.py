@@ -8,14 +8,12 @@ import base64
 import hashlib
 import json
 import logging
-import socket
 import threading
 import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
-import requests
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpResponse
@@ -273,29 +271,6 @@ def test_untrusted_accounts_server_gets_400_and_the_secret_never_leaves(signed_i
     assert nothing_stored()
     assert fake_provider.requests == []
     assert outbound == []  # not to evil.example, not anywhere: nothing left this process
-
-
-@pytest.fixture
-def outbound(monkeypatch):
-    """Every HTTP request (through ``requests``) and every socket connection attempted, refused.
-
-    The fake server only sees what reaches it; this sees what anything tried to send anywhere.
-    Nothing is let through, so a regression sends no secret to a real host either.
-    """
-    attempts = []
-
-    def send(adapter, request, *args, **kwargs):
-        attempts.append(("http", request.url))
-        raise requests.ConnectionError("outbound request blocked by the test")
-
-    def connect(sock, address):
-        attempts.append(("socket", address))
-        raise OSError("outbound connection blocked by the test")
-
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect)
-    return attempts
 
 
 def test_the_outbound_spy_sees_an_exchange(signed_in, fake_provider, outbound):
