@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.urls import reverse
 
 from django_bigoauth.models import LinkedAccount, Token
+from tests.fakeprovider import ANY
 
 
 def start(client, slug: str, **params) -> dict[str, str]:
@@ -21,11 +22,22 @@ def callback_url(slug: str) -> str:
     return reverse("bigoauth:callback", args=[slug])
 
 
+def code_for(fake, authorised: dict[str, str], **kwargs) -> str:
+    """A code as the consent page hands it out: bound to the client, redirect URI and PKCE challenge
+    of the authorisation request it answers, as strict servers bind it."""
+    return fake.issue_code(
+        client_id=authorised.get("client_id"),
+        redirect_uri=authorised.get("redirect_uri", ANY),
+        code_challenge=authorised.get("code_challenge"),
+        **kwargs,
+    )
+
+
 def bigin_return(fake, authorised: dict[str, str], **overrides) -> dict[str, str]:
     """The query Zoho sends the browser back with, for a code the fake server will accept."""
     params = {
         "state": authorised["state"],
-        "code": fake.issue_code(),
+        "code": code_for(fake, authorised),
         "location": "us",
         "accounts-server": fake.url,
     }
@@ -34,7 +46,7 @@ def bigin_return(fake, authorised: dict[str, str], **overrides) -> dict[str, str
 
 
 def biggerplate_return(fake, authorised: dict[str, str], **overrides) -> dict[str, str]:
-    params = {"state": authorised["state"], "code": fake.issue_code()}
+    params = {"state": authorised["state"], "code": code_for(fake, authorised)}
     params.update(overrides)
     return {key: value for key, value in params.items() if value is not None}
 

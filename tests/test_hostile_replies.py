@@ -1,4 +1,4 @@
-"""A provider that misbehaves (compromised, buggy, behind a broken proxy): a clear error, nothing stored, nothing leaked.
+"""A provider that misbehaves (compromised, buggy, behind a broken proxy): a clear error, nothing stored or leaked.
 
 Refresh replies are checked like link replies; every reply is read within ``HTTP_TIMEOUT``
 for the whole exchange and 1 MiB; JSON nested too deep is an answer, not a crash; and the
