@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -24,6 +23,25 @@ if TYPE_CHECKING:
     from .providers import Provider
     from .revocation import RevokeResult
     from .session import AccountSession
+
+
+def owner_key(user_id: Any) -> str:
+    """The owner of an account as a value no database treats as NULL: ``"user:<pk>"`` or ``"site"``."""
+    return "site" if user_id is None else f"user:{user_id}"
+
+
+class OwnerKeyField(models.CharField):
+    """``owner_key(user_id)``, written whenever the row is (``save()`` and ``bulk_create()`` alike).
+
+    It lets one plain unique constraint (provider, external id, owner) hold on every database:
+    NULLs are distinct in a unique index, and MariaDB and MySQL have no partial indexes, on
+    which conditional constraints for site-level accounts (no user) would depend.
+    """
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = owner_key(model_instance.user_id)
+        setattr(model_instance, self.attname, value)
+        return value
 
 
 class LinkedAccount(models.Model):
@@ -54,6 +72,7 @@ class LinkedAccount(models.Model):
     api_domain = models.URLField(_("API domain"), blank=True)
     scopes = models.TextField(_("granted scopes"), blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    owner_key = OwnerKeyField(_("owner key"), max_length=300, editable=False)
     created_at = models.DateTimeField(_("linked at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -62,18 +81,8 @@ class LinkedAccount(models.Model):
         verbose_name_plural = _("linked accounts")
         ordering = ["provider", "label", "pk"]
         constraints = [
-            # NULLs are distinct in a plain unique constraint, so site-level accounts
-            # (user IS NULL) get a constraint of their own.
-            models.UniqueConstraint(
-                fields=["provider", "external_id", "user"],
-                condition=Q(user__isnull=False),
-                name="bigoauth_unique_user_account",
-            ),
-            models.UniqueConstraint(
-                fields=["provider", "external_id"],
-                condition=Q(user__isnull=True),
-                name="bigoauth_unique_site_account",
-            ),
+            # One account per provider, external id and owner (a user, or the site).
+            models.UniqueConstraint(fields=["provider", "external_id", "owner_key"], name="bigoauth_unique_account"),
         ]
 
     def __str__(self) -> str:

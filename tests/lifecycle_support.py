@@ -35,18 +35,6 @@ def require_vendor(vendors: str | tuple[str, ...], why: str) -> None:
         )
 
 
-#: For tests of LinkedAccount's unique constraints, which have conditions (one for user accounts, one
-#: for site accounts, whose user is NULL). MariaDB and MySQL have no partial indexes, so Django
-#: leaves those constraints out there (system check models.W036) and nothing stops a duplicate
-#: account. A known bug of the models, not of the tests: strict, so the fix shows up as XPASS
-#: and this marker must then go.
-needs_partial_unique_constraints = pytest.mark.xfail(
-    not connection.features.supports_partial_indexes,
-    reason="this database cannot enforce LinkedAccount's conditional unique constraints (models.W036)",
-    strict=True,
-)
-
-
 def end_other_sessions() -> None:
     """End every other session on the test database, so a hung test fails instead of hanging its teardown."""
     with connection.cursor() as cursor:

@@ -17,7 +17,7 @@ from django_bigoauth.exceptions import ReauthorizationRequired
 from django_bigoauth.linking import store_account
 from django_bigoauth.models import LinkedAccount
 from django_bigoauth.providers import CallbackContext, Identity, TokenReply, get_provider
-from tests.lifecycle_support import ROW_LOCKS, needs_partial_unique_constraints, require_vendor
+from tests.lifecycle_support import ROW_LOCKS, require_vendor
 
 
 def _wait_for(condition, timeout: float = 10.0) -> None:
@@ -76,7 +76,6 @@ def test_a_relink_while_a_refused_refresh_holds_the_token_row_waits_instead_of_d
     assert account.token.refresh_token == "1000.refresh.new"
 
 
-@needs_partial_unique_constraints  # the loser of the race learns of the winner from the unique constraint
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_first_links_of_one_account_store_it_once():
     require_vendor(ROW_LOCKS, "the insert race needs concurrent transactions")

@@ -9,12 +9,10 @@ from django.utils import timezone
 
 from django_bigoauth.models import LinkedAccount, Token
 from django_bigoauth.policy import is_stale
-from tests.lifecycle_support import needs_partial_unique_constraints
 
 pytestmark = pytest.mark.django_db
 
 
-@needs_partial_unique_constraints
 def test_one_account_per_provider_external_id_and_user():
     user = get_user_model().objects.create(username="ann")
     LinkedAccount.objects.create(provider="bigin", user=user, external_id="org-1")
@@ -28,7 +26,6 @@ def test_one_account_per_provider_external_id_and_user():
     )
 
 
-@needs_partial_unique_constraints
 def test_site_level_accounts_are_unique_too_despite_null_user():
     LinkedAccount.objects.create(provider="bigin", user=None, external_id="org-1")
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -36,6 +33,15 @@ def test_site_level_accounts_are_unique_too_despite_null_user():
     LinkedAccount.objects.create(
         provider="bigin", user=get_user_model().objects.create(username="ann"), external_id="org-1"
     )
+
+
+def test_the_owner_key_is_written_by_save_and_bulk_create_alike():
+    user = get_user_model().objects.create(username="ann")
+    saved = LinkedAccount.objects.create(provider="bigin", user=user, external_id="org-1")
+    (bulk,) = LinkedAccount.objects.bulk_create([LinkedAccount(provider="bigin", external_id="org-1")])
+    assert (saved.owner_key, bulk.owner_key) == (f"user:{user.pk}", "site")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LinkedAccount.objects.bulk_create([LinkedAccount(provider="bigin", external_id="org-1")])
 
 
 def test_one_token_per_account():
