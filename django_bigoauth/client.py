@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from .exceptions import InvalidGrant, ProviderError, ProviderUnavailable, UnsafeURL
 from .netloc import is_origin, is_safe_endpoint
 from .providers import Identity, Provider, TokenReply
-from .redaction import printable
+from .redaction import clean_text, printable
 from .transport import NOT_JSON, Reply, get_transport
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "exchange_code",
     "fetch_identity",
     "read_token_reply",
-    "clean_text",
     "refresh",
     "revoke",
     "revoke_unused_grant",
@@ -300,19 +299,6 @@ def check_token_reply(provider: Provider, reply: TokenReply) -> TokenReply:
             api_domain=reply.api_domain,
         )
     return reply
-
-
-def clean_text(value: str, limit: int | None = None) -> str:
-    """``value`` without what no database column should hold: NUL and other control characters,
-    lone surrogates (replaced by "?"); shortened to ``limit`` with an ellipsis."""
-    value = "".join(char for char in value if char >= " " and char != "\x7f" and not "\x80" <= char <= "\x9f")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    if limit is not None and len(value) > limit:
-        value = value[: limit - 1] + "…"
-    return value
 
 
 def _code(value: Any) -> str:

@@ -21,11 +21,10 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import client, signals, store
-from .client import clean_text
 from .exceptions import AccountNotStored, BigOAuthError, ProviderError
 from .models import LinkedAccount, Token
 from .providers import CallbackContext, Identity, Provider, TokenReply
-from .redaction import printable
+from .redaction import clean_text, printable
 
 __all__ = ["identify", "link_with_code", "store_account"]
 

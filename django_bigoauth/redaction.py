@@ -1,4 +1,4 @@
-"""How secrets and provider-supplied text look when they must be shown at all.
+"""How secrets and provider-supplied text look when they must be shown or stored at all.
 
 Secrets: the first four characters and an ellipsis. Text a provider chose (an ``error``
 code, an organisation name): without control characters, so that it can neither forge a
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["VISIBLE", "mask", "printable"]
+__all__ = ["VISIBLE", "clean_text", "mask", "printable"]
 
 VISIBLE = 4
 
@@ -41,3 +41,16 @@ def printable(text: object, limit: int = 200) -> str:
     )
     value = " ".join(value.split())
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """``value`` without what no database column should hold: NUL and other control characters,
+    lone surrogates (replaced by "?"); shortened to ``limit`` with an ellipsis."""
+    value = "".join(char for char in value if char >= " " and char != "\x7f" and not "\x80" <= char <= "\x9f")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value

@@ -33,6 +33,7 @@ from . import crypto
 from .conf import bigoauth_settings
 from .exceptions import CallbackError, TokenDecryptionError
 from .models import PendingAuthorisation
+from .redaction import clean_text
 
 #: where the session keeps this browser's binding value (random, not secret)
 SESSION_KEY = "django_bigoauth.browser"
@@ -116,7 +117,9 @@ def begin(
         user_pk=_user_key(request),
         site_level=site_level,
         redirect_uri=redirect_uri,
-        next_url=next_url if len(next_url) <= MAX_NEXT_URL_LENGTH else "",
+        # Dropped rather than stored when it is too long or holds what no column takes (NUL):
+        # it is a URL of this site, and never legitimately like that.
+        next_url=next_url if len(next_url) <= MAX_NEXT_URL_LENGTH and clean_text(next_url) == next_url else "",
         encrypted_code_verifier=crypto.encrypt(verifier) if verifier else "",
         started_by_post=started_by_post,
         created_at=now,

@@ -242,6 +242,12 @@ def test_next_is_kept_only_when_it_stays_on_this_site(signed_in, fake_provider, 
     assert "evil.example" not in html and "javascript:" not in html
 
 
+def test_a_next_no_database_can_store_is_dropped_not_a_500(signed_in, fake_provider):
+    """PostgreSQL refuses NUL in text (found by the callback fuzz test on PostgreSQL)."""
+    start(signed_in, "bigin", next="/dash\x00board/")
+    assert pending()[0]["next_url"] == ""
+
+
 def test_site_level_request_is_refused_to_a_non_superuser(signed_in, alice, fake_provider):
     alice.is_staff = True
     alice.save()
