@@ -54,9 +54,9 @@ format: $(STAMP)
 migrations-check: $(STAMP)
 	DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=. $(BIN)/django-admin makemigrations django_bigoauth --check --dry-run
 
-## bench: hot-path cost and refresh-storm table (SQLite, or DATABASE_URL)
+## bench: every benchmarks/bench_*.py, each printing its table of ratios (SQLite, or DATABASE_URL)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_tokens.py
+	@for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
 
 dist: $(STAMP)
 	rm -rf dist
