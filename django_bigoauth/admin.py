@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from . import crypto, store
 from .conf import bigoauth_settings
@@ -59,6 +60,7 @@ def describe_expiry_html(expires_at: datetime | None, obtained_at: datetime | No
     )
 
 
+@sensitive_variables()
 def masked_ciphertext(ciphertext: str | None, *, owner: object, field: str) -> str:
     """The first characters of the token behind ``ciphertext``, or why they cannot be shown.
 

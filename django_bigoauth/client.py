@@ -136,6 +136,7 @@ def revoke_unused_grant(provider: Provider, reply: TokenReply, *, accounts_serve
         logger.info("Revoked the unused grant of a failed %s link at the provider", provider.slug)
 
 
+@sensitive_variables()
 def _sendable(token: Any) -> bool:
     return isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and bool(_TOKEN.fullmatch(token))
 
@@ -221,6 +222,7 @@ def _post_token_form(provider: Provider, form: dict[str, str], accounts_server: 
     return get_transport().post_form(url, body, what=f"{provider.display_name}'s token endpoint")
 
 
+@sensitive_variables()
 def read_token_reply(provider: Provider, reply: Reply) -> TokenReply:
     """A token reply, or the exception it stands for.
 

@@ -41,6 +41,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .conf import bigoauth_settings
 from .exceptions import TokenBindingError, TokenDecryptionError
+from .redaction import mask
 
 __all__ = [
     "EncryptedTextField",
@@ -63,6 +64,7 @@ _BOUND_PREFIX = "bigoauth1"
 _SEP = "\x1f"
 
 
+@sensitive_variables()
 def derive_key(secret: str) -> bytes:
     """A Fernet key from ``SECRET_KEY``; HKDF with our own salt so it is not the key itself."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"django_bigoauth", info=b"token encryption")
@@ -112,6 +114,7 @@ def encrypt(plaintext: str) -> str:
     return _fernets()[1].encrypt(plaintext.encode()).decode()
 
 
+@sensitive_variables()
 def decrypt(ciphertext: str) -> str:
     try:
         return _fernets()[1].decrypt(ciphertext.encode()).decode()
@@ -146,6 +149,7 @@ class Sealed:
 
     __slots__ = ("field", "owner", "token")
 
+    @sensitive_variables()
     def __init__(self, token: str, *, owner: Any, field: str) -> None:
         self.token = token
         self.owner = owner
@@ -164,6 +168,9 @@ class SealedText(str):
 
     owner: str | None
     field: str
+
+    def __repr__(self) -> str:
+        return f"SealedText({mask(self)!r})"
 
 
 @sensitive_variables()
@@ -186,6 +193,7 @@ def open_sealed(ciphertext: str) -> SealedText:
     return value
 
 
+@sensitive_variables()
 def check_binding(value: Any, *, owner: Any, field: str) -> str:
     """``value`` as a plain ``str`` if it was sealed for ``owner``'s ``field``; else ``TokenBindingError``."""
     if value in (None, ""):
@@ -224,6 +232,7 @@ class EncryptedTextField(models.TextField):
             return value
         return Sealed(str(value), owner=getattr(model_instance, self.bind_to), field=self.name)
 
+    @sensitive_variables()
     def get_prep_value(self, value: Any) -> Any:
         if isinstance(value, Sealed):
             return seal(value.token, owner=value.owner, field=value.field)
@@ -235,6 +244,7 @@ class EncryptedTextField(models.TextField):
             "row; assign it on an instance and save(), or pass crypto.Sealed(...) to update()."
         )
 
+    @sensitive_variables()
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if value in (None, ""):
             return value

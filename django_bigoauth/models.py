@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from . import policy
 from .conf import bigoauth_settings
@@ -166,6 +167,7 @@ class Token(models.Model):
         return f"<Token account={self.account_id} access={access!r} expires_at={self.expires_at}>"
 
     @classmethod
+    @sensitive_variables()
     def from_db(cls, db: str | None, field_names: list[str], values: list[Any]) -> Token:
         """Refuse a token whose ciphertext was made for another row or column (``TokenDecryptionError``)."""
         instance = super().from_db(db, field_names, values)

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import (
     AccountsServerNotAllowed,
@@ -40,6 +41,7 @@ class OperationError(BigOAuthError, ValueError):
 # -- bigoauth_exchange_code ------------------------------------------------------------------
 
 
+@sensitive_variables()
 def exchange_self_client_code(
     provider_slug: str,
     code: str,

@@ -12,6 +12,8 @@ import enum
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.views.decorators.debug import sensitive_variables
+
 __all__ = [
     "CLAIM_MARGIN",
     "After401",
@@ -107,6 +109,7 @@ class RefreshValues:
         return f"<RefreshValues expires_at={self.expires_at!r}>"
 
 
+@sensitive_variables()
 def refresh_values(reply: Any) -> RefreshValues:
     """How a token reply merges into the stored token.
 

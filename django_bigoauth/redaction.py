@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from django.views.decorators.debug import sensitive_variables
+
 __all__ = ["VISIBLE", "clean_text", "mask", "printable"]
 
 VISIBLE = 4
@@ -21,6 +23,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+@sensitive_variables()
 def mask(secret: str | None) -> str:
     if not secret:
         return ""

@@ -173,6 +173,7 @@ def _unknown_state_message() -> str:
     return _("This sign-in link is unknown, has expired or was already used. Please start again.")
 
 
+@sensitive_variables()
 def code_challenge(verifier: str) -> str:
     """The S256 challenge of ``verifier`` (RFC 7636 section 4.2)."""
     return _OAuthlibClient("").create_code_challenge(verifier, "S256")

@@ -41,6 +41,7 @@ from django.db import DatabaseError, IntegrityError, connections, router, transa
 from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .crypto import Sealed
 from .models import LinkedAccount, Token
@@ -227,6 +228,7 @@ def release_claim(db: str, account_pk: Any, claim: str) -> None:
     )
 
 
+@sensitive_variables()
 def store_refresh(db: str, token: Token, claim: str, values: Any, now: datetime) -> bool:
     """Write a refresh made under ``claim``; False if the row moved on meanwhile (the claim was lost).
 
@@ -301,6 +303,7 @@ def remove_revoked(db: str, account_pk: Any, claim: str | None, generation: int 
 # -- linking --------------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def store_link(
     lookup: dict[str, Any],
     fields: dict[str, Any],
@@ -342,6 +345,7 @@ def store_link(
     return account, created
 
 
+@sensitive_variables()
 def _sealed(account_pk: Any, token_values: dict[str, Any]) -> dict[str, Any]:
     return {
         name: Sealed(value, owner=account_pk, field=name) if name in Token.ENCRYPTED_FIELDS and value else value

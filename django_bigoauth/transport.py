@@ -92,6 +92,7 @@ class Transport:
         session.mount("https://", adapter)
         return session
 
+    @sensitive_variables()
     def post_form(self, url: str, form: Mapping[str, str], *, what: str) -> Reply:
         """POST ``form`` as ``application/x-www-form-urlencoded`` (credentials in the body, never the URL)."""
         return self.request("POST", url, data=form, what=what)

@@ -280,3 +280,27 @@ def test_reply_json_of_anything_is_a_value_or_not_json():
         value = reply(body).json()
         assert value is NOT_JSON or isinstance(value, int)
     assert json.loads("1" * 10) == reply(b"1" * 10).json()
+
+
+def test_no_internal_object_that_holds_a_token_shows_it_in_its_repr():
+    from datetime import datetime, timezone
+
+    from django_bigoauth import crypto, policy, tokens
+    from django_bigoauth.providers import TokenReply
+    from django_bigoauth.transport import Reply
+
+    secret = "1000.access.reprsecretvalue"
+    reply = TokenReply(secret, "1000.refresh.reprsecretvalue", "Bearer", datetime.now(timezone.utc))
+    sealed_text = crypto.SealedText(secret)
+    sealed_text.owner, sealed_text.field = "1", "access_token"
+    objects = [
+        reply,
+        tokens.CurrentToken(secret, 1, None, None),
+        tokens._Outcome(token=tokens.CurrentToken(secret, 1, None, None), refreshed=True),
+        policy.refresh_values(reply),
+        crypto.Sealed(secret, owner=1, field="access_token"),
+        sealed_text,
+        Reply(200, {}, json.dumps({"access_token": secret}).encode(), "https://x.example/token"),
+    ]
+    for obj in objects:
+        assert "reprsecretvalue" not in repr(obj), type(obj).__name__

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import InvalidGrant, ProviderError, ProviderUnavailable
 from ..redaction import mask
@@ -186,6 +187,7 @@ class Provider:
         """Form fields a provider wants on top of the standard ones."""
         return {}
 
+    @sensitive_variables()
     def parse_token_reply(self, data: Mapping[str, Any], now: datetime) -> TokenReply:
         """Read a successful reply (one that carries ``access_token``)."""
         return TokenReply(
@@ -219,6 +221,7 @@ class Provider:
 
     # -- the API ------------------------------------------------------------------------
 
+    @sensitive_variables()
     def authorization_header(self, access_token: str) -> str:
         scheme = self.header_scheme
         return f"{scheme} {access_token}" if scheme else access_token
