@@ -1,27 +1,32 @@
-"""Benchmark of the token hot path and of a refresh storm (``make bench``).
+"""Benchmark of the token hot path and of refresh storms, on every database that answers (``make bench``).
 
-Prints a table:
+One table, a column per database (SQLite always; PostgreSQL on 127.0.0.1:5432 and MariaDB on
+127.0.0.1:3306 when they answer and their drivers are installed; ``DATABASE_URL`` adds or
+replaces one):
 
-* the median time of ``get_access_token()`` on a fresh token against bare ORM fetches of the
-  same row (target: at most 1.25x, decryption included);
-* the SQL queries of that hot path (target: 1);
-* a refresh storm: N concurrent callers of one expired token against a real token server on
-  127.0.0.1 that answers in 200 ms -> token endpoint calls (target: 1) and wall time against
-  one provider round trip.
+* the median time of ``get_access_token()`` on a fresh token as a ratio to a bare ORM fetch
+  of the same row, measured in the same run (target: at most 1.25x, decryption included),
+  and the SQL queries of that hot path (target: 1);
+* refresh storms: P processes x T threads calling ``get_access_token()`` on one expired token
+  against the strict fake provider on 127.0.0.1 (reuse detection on: a second refresh would
+  kill the grant) answering in 200 ms -> token requests (target 1), failed callers (target 0),
+  wall time as a multiple of one provider round trip.
 
-Runs from the repository root on SQLite (a temporary file) by default, on PostgreSQL when
-``DATABASE_URL`` is set (a ``test_<name>`` database is created and dropped, as the tests do).
-A benchmark, not a test: it reports and exits 0 whatever it measures.
+Each database is measured by a child process of this script (``--child``), which creates and
+drops a ``test_<name>`` database as the tests do. A benchmark, not a test: it reports and exits
+0 whatever it measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -30,22 +35,68 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
+STORMS = ((4, 8), (4, 16))
+DATABASES = {
+    "SQLite": "sqlite://",
+    "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench",
+    "MariaDB": "mysql://root@127.0.0.1:3306/bench",
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="hot-path calls per sample (default 2000)")
     parser.add_argument("--rounds", type=int, default=7, help="samples per contender, interleaved (default 7)")
-    parser.add_argument("--callers", type=int, default=32, help="concurrent callers in the storm (default 32)")
     parser.add_argument("--delay", type=float, default=0.2, help="token endpoint answer time, seconds (default 0.2)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args)))
+        return
+    columns: dict[str, dict] = {}
+    for name, url in databases().items():
+        print(f"measuring on {name}...", file=sys.stderr, flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", "--calls", str(args.calls), "--rounds", str(args.rounds),
+             "--delay", str(args.delay)],
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )  # fmt: skip
+        if child.returncode != 0:
+            columns[name] = {"error": child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "failed"}
+            continue
+        columns[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    print_table(columns, args)
 
+
+def databases() -> dict[str, str]:
+    found = {"SQLite": DATABASES["SQLite"]}
+    for name, port, module in (("PostgreSQL", 5432, "psycopg"), ("MariaDB", 3306, "MySQLdb")):
+        try:
+            __import__(module)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except (ImportError, OSError):
+            print(f"{name}: not measured (no server on 127.0.0.1:{port} or no {module})", file=sys.stderr)
+            continue
+        found[name] = DATABASES[name]
+    if os.environ.get("DATABASE_URL"):
+        found["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    return found
+
+
+# -- one database (the child process) ---------------------------------------------------------
+
+
+def measure(args: argparse.Namespace) -> dict:
     import django
     from django.conf import settings
 
     tmpdir = tempfile.TemporaryDirectory(prefix="bigoauth-bench-")
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
-        # A file, so that the storm's threads share the database as a real site's would.
+        # A file, so that threads and processes share the database as a real site's would.
         database["TEST"] = {"NAME": str(Path(tmpdir.name) / "bench.sqlite3")}
     django.setup()
 
@@ -55,77 +106,88 @@ def main() -> None:
     from tests.fakeprovider import FakeProvider, bigoauth_settings_for
 
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    fake = FakeProvider(delay=args.delay).start()
+    fake = FakeProvider(delay=args.delay, rotate_refresh_tokens=True).start()
     try:
         with override_settings(BIGOAUTH=bigoauth_settings_for(fake)):
-            rows = run(args, fake)
+            result = {"vendor": connection.vendor, **hot_path(args, fake), **storms(fake, Path(tmpdir.name))}
     finally:
         fake.stop()
         connection.creation.destroy_test_db(old_name, verbosity=0)
         tmpdir.cleanup()
-    print_table(rows, connection.vendor, args)
+    return result
 
 
-def run(args: argparse.Namespace, fake) -> list[tuple[str, str, str]]:
+def hot_path(args: argparse.Namespace, fake) -> dict:
     from django.db import connection
-    from django.db.models import TextField
-    from django.db.models.functions import Cast
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from django_bigoauth import client, crypto
     from django_bigoauth.models import LinkedAccount, Token
 
-    account = LinkedAccount.objects.create(provider="bigin", external_id="bench", api_domain=fake.url)
+    account = LinkedAccount.objects.create(provider="biggerplate", external_id="hot")
     Token.objects.create(
         account=account,
         access_token="1000." + "a" * 64,
-        refresh_token=fake.issue_refresh_token(),
+        refresh_token="unused",
         expires_at=timezone.now() + timedelta(hours=1),
     )
     pk = account.pk
-    ciphertext = Token.objects.filter(account_id=pk).values_list(Cast("access_token", TextField()), flat=True).get()
-
     contenders = {
-        "get_access_token()": lambda: account.get_access_token(),
-        "Token.objects.get(account_id=...)": lambda: Token.objects.get(account_id=pk),
-        "same row, ciphertext only": lambda: (
-            Token.objects.filter(account_id=pk).values_list(Cast("access_token", TextField()), "expires_at").get()
-        ),
-        "decryption alone": lambda: crypto.decrypt(ciphertext),
+        "ours": lambda: account.get_access_token(),
+        "orm": lambda: Token.objects.get(account_id=pk),
     }
     medians = interleaved_medians(contenders, args.calls, args.rounds)
-    ours, orm, raw, decrypt = (medians[name] for name in contenders)
-
     with CaptureQueriesContext(connection) as queries:
         account.get_access_token()
     requests_before = len(fake.requests)
     account.get_access_token()
-    hot_path_http = len(fake.requests) - requests_before
+    return {
+        "hot_us": medians["ours"],
+        "orm_us": medians["orm"],
+        "hot_queries": len(queries.captured_queries),
+        "hot_http": len(fake.requests) - requests_before,
+    }
 
-    # One provider round trip, measured the way a refresh makes it.
-    provider = account.provider_instance
+
+def storms(fake, tmp: Path) -> dict:
+    from django.db import connection
+    from django.utils import timezone
+
+    from django_bigoauth import client
+    from django_bigoauth.models import LinkedAccount, Token
+    from django_bigoauth.providers import get_provider
+    from tests.fakeprovider import bigoauth_settings_for
+    from tests.lifecycle_support import collect, start_processes
+
     started = time.perf_counter()
-    client.refresh(provider, fake.issue_refresh_token())
+    client.refresh(get_provider("biggerplate"), fake.issue_refresh_token())
     round_trip = time.perf_counter() - started
-
-    Token.objects.filter(account_id=pk).update(expires_at=timezone.now() - timedelta(minutes=5))
-    calls_before = fake.refresh_calls()
-    wall, errors = storm(pk, args.callers)
-    storm_calls = fake.refresh_calls() - calls_before
-
-    return [
-        ("get_access_token(), fresh token (median)", f"{ours:.1f} µs", ""),
-        ("Token.objects.get(account_id=...) (median)", f"{orm:.1f} µs", f"ratio {ours / orm:.2f}x (target <= 1.25x)"),
-        ("same row, ciphertext only, no decryption", f"{raw:.1f} µs", f"ratio {ours / raw:.2f}x"),
-        ("Fernet decryption of the access token", f"{decrypt:.1f} µs", f"{decrypt / ours:.0%} of the hot path"),
-        ("hot path: SQL queries", str(len(queries.captured_queries)), "target 1"),
-        ("hot path: HTTP requests", str(hot_path_http), "target 0"),
-        (f"storm: {args.callers} callers -> token endpoint calls", str(storm_calls), "target 1"),
-        ("storm: failed callers", str(errors), "target 0"),
-        ("storm: wall time", f"{wall * 1000:.0f} ms", f"{wall / round_trip:.2f}x one round trip"),
-        ("one provider round trip", f"{round_trip * 1000:.0f} ms", f"token endpoint delay {args.delay * 1000:.0f} ms"),
-    ]
+    result: dict = {"round_trip_ms": round_trip * 1000}
+    for processes, threads in STORMS:
+        account = LinkedAccount.objects.create(provider="biggerplate", external_id=f"storm-{processes}x{threads}")
+        Token.objects.create(
+            account=account,
+            access_token="1000.access.stale",
+            refresh_token=fake.issue_refresh_token(),
+            expires_at=timezone.now() - timedelta(minutes=5),
+        )
+        calls_before = fake.refresh_calls()
+        folder = tmp / f"storm-{processes}x{threads}"
+        folder.mkdir()
+        connection.close()
+        workers = start_processes(processes, account.pk, bigoauth_settings_for(fake), folder, threads=threads)
+        began = time.perf_counter()
+        results, errors = collect(workers)
+        wall = time.perf_counter() - began
+        stored = Token.objects.get(account=account).access_token
+        key = f"{processes}x{threads}"
+        result[key] = {
+            "token_requests": fake.refresh_calls() - calls_before,
+            "failed": len(errors) + sum(token != stored for token in results),
+            "wall_rtt": wall / round_trip,
+            "alive": stored in fake.live_access_tokens,
+        }
+    return result
 
 
 def interleaved_medians(contenders: dict, calls: int, rounds: int) -> dict[str, float]:
@@ -138,53 +200,71 @@ def interleaved_medians(contenders: dict, calls: int, rounds: int) -> dict[str, 
         for name, function in contenders.items():
             timings = []
             for _ in range(calls):
-                started = time.perf_counter_ns()
+                began = time.perf_counter_ns()
                 function()
-                timings.append(time.perf_counter_ns() - started)
+                timings.append(time.perf_counter_ns() - began)
             samples[name].append(statistics.median(timings) / 1000)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def storm(account_pk: int, callers: int) -> tuple[float, int]:
-    """``callers`` threads call ``get_access_token()`` at once; returns (wall seconds, failures)."""
-    from django.db import connection
-
-    from django_bigoauth.models import LinkedAccount
-
-    accounts = [LinkedAccount.objects.get(pk=account_pk) for _ in range(callers)]
-    barrier = threading.Barrier(callers + 1)
-    failures = []
-
-    def caller(account) -> None:
-        try:
-            barrier.wait()
-            account.get_access_token()
-        except Exception as exc:  # noqa: BLE001 - counted and reported
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=caller, args=(account,)) for account in accounts]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, len(failures)
+# -- the table ---------------------------------------------------------------------------------
 
 
-def print_table(rows: list[tuple[str, str, str]], vendor: str, args: argparse.Namespace) -> None:
+def print_table(columns: dict[str, dict], args: argparse.Namespace) -> None:
     import django
 
-    python = sys.version.split()[0]
-    print(f"django_bigoauth token benchmark - {vendor}, Django {django.get_version()}, Python {python}")
-    print(f"({args.rounds} interleaved samples of {args.calls} calls each; medians)")
-    width = max(len(row[0]) for row in rows)
-    value_width = max(len(row[1]) for row in rows)
-    print("-" * (width + value_width + 40))
-    for name, value, note in rows:
-        print(f"{name.ljust(width)}  {value.rjust(value_width)}  {note}")
+    names = list(columns)
+    rows: list[tuple[str, list[str], str]] = []
+
+    def row(label: str, render, target: str) -> None:
+        cells = []
+        for name in names:
+            data = columns[name]
+            cells.append("error" if "error" in data else render(data))
+        rows.append((label, cells, target))
+
+    row("get_access_token(), fresh token (median)", lambda d: f"{d['hot_us']:.0f} µs", "")
+    row("bare ORM fetch of the row (median)", lambda d: f"{d['orm_us']:.0f} µs", "baseline")
+    row("hot path / ORM fetch", lambda d: f"{d['hot_us'] / d['orm_us']:.2f}x", "<= 1.25x")
+    row("hot path: SQL queries", lambda d: str(d["hot_queries"]), "1")
+    row("hot path: HTTP requests", lambda d: str(d["hot_http"]), "0")
+    for processes, threads in STORMS:
+        key = f"{processes}x{threads}"
+        row(
+            f"storm {processes} proc x {threads} threads: token requests",
+            lambda d, k=key: str(d[k]["token_requests"]),
+            "1",
+        )
+        row(f"storm {processes} proc x {threads} threads: failed callers", lambda d, k=key: str(d[k]["failed"]), "0")
+        row(
+            f"storm {processes} proc x {threads} threads: wall / round trip",
+            lambda d, k=key: f"{d[k]['wall_rtt']:.1f}x",
+            "process start-up excluded; exit included",
+        )
+        row(
+            f"storm {processes} proc x {threads} threads: grant alive after",
+            lambda d, k=key: str(d[k]["alive"]),
+            "True",
+        )
+    row(
+        "one provider round trip",
+        lambda d: f"{d['round_trip_ms']:.0f} ms",
+        f"endpoint delay {args.delay * 1000:.0f} ms",
+    )
+
+    print(f"django_bigoauth token benchmark - Django {django.get_version()}, Python {sys.version.split()[0]}")
+    print(f"({args.rounds} interleaved samples of {args.calls} calls; medians; reuse detection on)")
+    for name in names:
+        if "error" in columns[name]:
+            print(f"{name}: {columns[name]['error']}")
+    label_width = max(len(label) for label, _cells, _target in rows)
+    widths = [max(len(name), *(len(cells[i]) for _l, cells, _t in rows)) for i, name in enumerate(names)]
+    header = "".ljust(label_width) + "  " + "  ".join(n.rjust(w) for n, w in zip(names, widths, strict=True))
+    print(header + "  target")
+    print("-" * (len(header) + 30))
+    for label, cells, target in rows:
+        line = "  ".join(cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
+        print(f"{label.ljust(label_width)}  {line}  {target}")
 
 
 if __name__ == "__main__":
