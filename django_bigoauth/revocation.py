@@ -123,7 +123,7 @@ def _claim(account: LinkedAccount, db: str) -> tuple[str, int] | None:
         state = store.read_claim_state(db, account.pk)
         if state is None:
             return None
-        claim = store.try_claim(db, account.pk, state.generation, timezone.now(), ttl)
+        claim = store.try_claim(db, account.pk, state.generation, timezone.now(), ttl, for_refresh=False)
         if claim is not None:
             return claim, state.generation
         if time.monotonic() >= deadline:

@@ -204,20 +204,22 @@ def read_token(db: str, account_pk: Any) -> Token | None:
 # -- the claim ------------------------------------------------------------------------------------
 
 
-def try_claim(db: str, account_pk: Any, generation: int, now: datetime, ttl: timedelta) -> str | None:
+def try_claim(
+    db: str, account_pk: Any, generation: int, now: datetime, ttl: timedelta, *, for_refresh: bool = True
+) -> str | None:
     """Claim the refresh (or revoke) of ``generation``; the claim id, or ``None`` if someone else holds it.
 
     One conditional ``UPDATE``: it matches only while the generation is unchanged and no live
     claim exists (none, or one past its expiry: its claimant died), so of any number of
-    callers in any number of processes, one matches.
+    callers in any number of processes, one matches. A refresh also needs the account to be
+    active: once a refusal has marked it, nobody sends its dead refresh token again.
     """
     claim = secrets.token_hex(16)
     free = Q(refresh_claim="") | Q(refresh_claimed_until__isnull=True) | Q(refresh_claimed_until__lt=now)
-    updated = (
-        Token.objects.using(db)
-        .filter(free, account_id=account_pk, generation=generation)
-        .update(refresh_claim=claim, refresh_claimed_until=now + ttl)
-    )
+    rows = Token.objects.using(db).filter(free, account_id=account_pk, generation=generation)
+    if for_refresh:
+        rows = rows.filter(account__status=LinkedAccount.Status.ACTIVE)
+    updated = rows.update(refresh_claim=claim, refresh_claimed_until=now + ttl)
     return claim if updated else None
 
 

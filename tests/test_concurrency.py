@@ -173,3 +173,18 @@ def test_a_refresh_that_failed_elsewhere_is_reported_not_repeated(fake_provider,
     assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE
     assert Token.objects.get(account=account).refresh_claim == ""  # released: the next call may try again
     assert account.get_access_token() in fake_provider.live_access_tokens
+
+
+def test_a_refused_refresh_token_is_sent_once_and_every_caller_hears_why(slow_fake, make_account, tmp_path):
+    """Zoho refuses a dead refresh token with HTTP 200 ``invalid_code``: one request, 32 callers told."""
+    account = make_account("bigin", expires_in=-30, refresh_token="1000.refresh.revoked-at-zoho")
+
+    results, errors = run_in_processes(
+        PROCESSES, account.pk, bigoauth_settings_for(slow_fake), tmp_path, threads=THREADS_EACH
+    )
+
+    assert results == []
+    assert len(errors) == PROCESSES * THREADS_EACH
+    assert all(error.startswith("ReauthorizationRequired") for error in errors), errors[:3]
+    assert slow_fake.refresh_calls() == 1
+    assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.NEEDS_REAUTH

@@ -72,3 +72,30 @@ def test_thirty_two_concurrent_callers_of_an_expired_token(rotating, make_accoun
     assert len(set(results)) == 1
     assert rotating.refresh_calls() == 1
     assert_account_works(account, rotating)
+
+
+def test_a_rotated_away_refresh_token_is_refused_zoho_style_and_marks_the_account_once(rotating, make_account):
+    """Reuse of a rotated refresh token: the provider revokes the grant and answers HTTP 200
+    ``invalid_code``; the account needs linking again, and the signal goes out once."""
+    from django_bigoauth import signals
+    from django_bigoauth.exceptions import ReauthorizationRequired
+
+    first = rotating.issue_refresh_token()
+    account = make_account("bigin", expires_in=-5, refresh_token=first)
+    account.get_access_token()  # rotates: ``first`` is now used
+    from tests.lifecycle_support import overwrite_token
+
+    overwrite_token(account, refresh_token=first)  # a restored backup puts the used one back
+    marked = []
+    signals.reauthorization_required.connect(lambda **kw: marked.append(kw), weak=False, dispatch_uid="t-once")
+    try:
+        for _ in range(3):
+            with pytest.raises(ReauthorizationRequired):
+                LinkedAccount.objects.get(pk=account.pk).refresh()
+    finally:
+        signals.reauthorization_required.disconnect(dispatch_uid="t-once")
+    assert len(marked) == 1
+    assert rotating.refresh_calls() == 2  # the rotation, then the one refused reuse; no more after
+    assert rotating.live_refresh_tokens == frozenset()  # reuse detection ended the grant
+    (refusal,) = [r for r in rotating.calls(grant_type="refresh_token")][1:]
+    assert refusal.server == "us"
