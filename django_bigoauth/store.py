@@ -50,6 +50,7 @@ logger = logging.getLogger("django_bigoauth")
 
 __all__ = [
     "INDEPENDENT_SUFFIX",
+    "REFUSED",
     "ClaimState",
     "Route",
     "independent_alias",
@@ -69,6 +70,9 @@ __all__ = [
 ]
 
 INDEPENDENT_SUFFIX = "__bigoauth"
+#: The claim a refused refresh leaves on the row: no refresh may claim it again (its refresh
+#: token is dead); a revoke may, and a re-link clears it. Never a claim id (those are hex).
+REFUSED = "refused"
 #: Seconds the independent connection waits for a row lock before concluding the caller holds it.
 INDEPENDENT_LOCK_WAIT = 2
 
@@ -211,14 +215,23 @@ def try_claim(
 
     One conditional ``UPDATE``: it matches only while the generation is unchanged and no live
     claim exists (none, or one past its expiry: its claimant died), so of any number of
-    callers in any number of processes, one matches. A refresh also needs the account to be
-    active: once a refusal has marked it, nobody sends its dead refresh token again.
+    callers in any number of processes, one matches. A refresh also needs the row not to be
+    marked :data:`REFUSED` and the account to be active: once the provider has refused the
+    refresh token, nobody sends it again. The mark is on the token row itself so that it is
+    rechecked with the other conditions when the ``UPDATE`` had to wait for a row lock.
     """
     claim = secrets.token_hex(16)
-    free = Q(refresh_claim="") | Q(refresh_claimed_until__isnull=True) | Q(refresh_claimed_until__lt=now)
+    free = Q(refresh_claim="") | Q(refresh_claimed_until__lt=now)
+    if not for_refresh:
+        free |= Q(refresh_claim=REFUSED)
     rows = Token.objects.using(db).filter(free, account_id=account_pk, generation=generation)
     if for_refresh:
-        rows = rows.filter(account__status=LinkedAccount.Status.ACTIVE)
+        # A subquery on the account, not a join: with a join Django moves every condition into
+        # an "id IN (SELECT ...)" subquery, and PostgreSQL rechecks only the outer conditions
+        # after waiting for a row lock, so two concurrent claims could both match. The token's
+        # own conditions must stay on the row being updated.
+        active = LinkedAccount.objects.using(db).filter(pk=account_pk, status=LinkedAccount.Status.ACTIVE)
+        rows = rows.filter(account_id__in=active.values("pk"))
     updated = rows.update(refresh_claim=claim, refresh_claimed_until=now + ttl)
     return claim if updated else None
 
@@ -269,7 +282,7 @@ def mark_needs_reauth(db: str, account_pk: Any, claim: str, generation: int) -> 
         still_current = bool(
             Token.objects.using(db)
             .filter(account_id=account_pk, generation=generation, refresh_claim=claim)
-            .update(refresh_claim="", refresh_claimed_until=None)
+            .update(refresh_claim=REFUSED, refresh_claimed_until=None)
         )
         if not still_current:
             return False
