@@ -11,6 +11,7 @@ checked by :func:`check_token_reply` before anyone stores or sends what it holds
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -291,16 +292,7 @@ def check_token_reply(provider: Provider, reply: TokenReply) -> TokenReply:
     if reply.token_type and (len(reply.token_type) > _MAX_TOKEN_TYPE or not _TOKEN.fullmatch(reply.token_type)):
         raise ProviderError(f"{name}'s token reply has a token type that cannot be stored.")
     scope = clean_text(reply.scope)
-    if scope != reply.scope:
-        return TokenReply(
-            access_token=reply.access_token,
-            refresh_token=reply.refresh_token,
-            token_type=reply.token_type,
-            expires_at=reply.expires_at,
-            scope=scope,
-            api_domain=reply.api_domain,
-        )
-    return reply
+    return reply if scope == reply.scope else dataclasses.replace(reply, scope=scope)
 
 
 def _code(value: Any) -> str:
