@@ -147,7 +147,7 @@ class OpenIDConnectProvider(OAuth2Provider):
     def endpoint_urls(self) -> dict[str, str]:
         # Configured values only: the system checks never fetch anything (see discovery_errors).
         urls = super().endpoint_urls()
-        if self.issuer:
+        if self.issuer and not self.configuration_errors_of_issuer():  # else E006 says what is wrong
             urls = {"ISSUER": self.issuer, **urls}
         return urls
 
