@@ -4,7 +4,8 @@ The site runs in a subprocess (``tests/e2e_server.py``) on a free port of 127.0.
 SQLite file; its sandbox provider is a real OpenID Connect provider, configured in the site's
 ``BIGOAUTH`` by its ``ISSUER`` alone (no class, no endpoint URLs), so every step is the real one:
 sign-in, discovery, authorise, consent, callback with RFC 9207's ``iss``, code exchange with PKCE,
-an RS256 ID token checked against the sandbox's key set, userinfo, refresh, revoke. Skipped, with the reason shown, only where no Chromium or no Playwright can be had;
+an RS256 ID token checked against the sandbox's key set, userinfo, refresh, revoke. Skipped, with
+the reason shown, only where no Chromium or no Playwright can be had;
 with ``BIGOAUTH_REQUIRE_BROWSER=1`` (set by ``.ci/run`` once Chromium is installed) that fails instead.
 """
 
