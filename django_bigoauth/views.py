@@ -128,6 +128,7 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
 @login_required
 @require_http_methods(["GET", "POST"])
 @csrf_protect
+@sensitive_variables("state_value", "challenge", "nonce", "url")
 def authorise(request: HttpRequest, provider: str) -> HttpResponse:
     """Start an authorisation request: a POST sends the browser to the provider's consent page.
 

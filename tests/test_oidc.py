@@ -9,6 +9,7 @@ another server. Each ends in a 400 (nothing sent) or a 502/504 (nothing stored).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from datetime import timedelta
@@ -453,3 +454,25 @@ def test_discovery_documents_are_checked_when_read_back_from_djangos_cache(stub,
     assert provider.get_token_url() == f"{stub.issuer}/token"  # not the tampered copy: fetched again
     assert len(stub.calls("/openid-configuration")) == 2
     assert json.dumps(tampered)  # (the tampered copy was a plain dict)
+
+
+# -- the README's examples -------------------------------------------------------------------------------------
+
+
+def test_the_readmes_settings_examples_are_clean_and_make_the_providers_they_say(settings, outbound):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Adding a provider from settings", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    made = []
+    for source in blocks:
+        namespace = {"env": lambda name: "a-secret-from-the-environment"}
+        exec(compile(source, "README.md", "exec"), namespace)
+        settings.BIGOAUTH = {**namespace["BIGOAUTH"], "ENCRYPTION_KEYS": [KEY]}
+        assert check_settings() == []
+        (slug,) = settings.BIGOAUTH["PROVIDERS"]
+        made.append(type(get_provider(slug)))
+    assert made == [OpenIDConnectProvider, OAuth2Provider]
+    assert outbound == []  # building them fetched nothing

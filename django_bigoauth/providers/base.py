@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import InvalidGrant, ProviderError, ProviderUnavailable, SelfClientError
 from ..redaction import mask
@@ -266,6 +267,7 @@ class Provider:
 
     # -- the authorisation request -------------------------------------------------
 
+    @sensitive_variables("state", "nonce", "params")
     def authorization_url(self, *, redirect_uri: str, state: str, code_challenge: str = "", nonce: str = "") -> str:
         """The URL the browser is sent to (RFC 6749 section 4.1.1, RFC 7636 for PKCE, OpenID Connect's nonce).
 
