@@ -22,7 +22,9 @@ $(STAMP): setup.py
 	touch $@
 
 ## demo: install, migrate, create the demo login, and serve the example site on 127.0.0.1:8000
+# The sandbox's signing key first (no Django needed): the site reads it when its settings load.
 demo: $(STAMP)
+	$(BIN)/python example_project/sandbox/keys.py
 	$(MANAGE) migrate --noinput
 	$(MANAGE) demo_setup
 	SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://$(DEMO_ADDR)} $(MANAGE) runserver $(DEMO_ADDR)
@@ -43,9 +45,11 @@ test-mariadb: $(STAMP)
 	  exit 1; }
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/test} $(BIN)/python -m pytest
 
+## lint: ruff, and the import-linter contracts of .importlinter (the layers, no cycles)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

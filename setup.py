@@ -31,6 +31,12 @@ setup(
         "urllib3>=2",
         "oauthlib>=3.2",
         "cryptography>=41",
+        # idtoken.py: OpenID Connect ID tokens (JWS signatures, exp/iat/aud/iss) are checked by a
+        # well-kept JOSE library, not by hand. PyJWT rather than joserfc or jwcrypto: the most used
+        # (django-allauth's OpenID Connect provider uses it too), it refuses alg "none" unless told
+        # otherwise, and its "crypto" extra is the cryptography package we already need (RS*, PS*,
+        # ES*, EdDSA).
+        "PyJWT[crypto]>=2.8",
     ],
     extras_require={
         "example": [
@@ -55,6 +61,8 @@ setup(
             "setuptools>=69",
             "wheel",
             "ruff>=0.5",
+            # `make lint`: the layering contract in .importlinter
+            "import-linter>=2.1",
             "tox>=4",
         ],
     },

@@ -5,18 +5,20 @@
 | django_bigoauth.E001 | ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict |
 | django_bigoauth.E002 | a provider has no ``CLIENT_ID`` |
 | django_bigoauth.E003 | a provider has no ``CLIENT_SECRET`` |
-| django_bigoauth.E004 | an unknown provider slug with no ``CLASS`` |
+| django_bigoauth.E004 | an unknown slug without ``CLASS``, ``ISSUER`` or ``AUTHORIZE_URL`` + ``TOKEN_URL`` |
 | django_bigoauth.E005 | a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider`` |
-| django_bigoauth.E006 | an unknown ``DATA_CENTRE`` (Bigin) or another provider-specific problem |
+| django_bigoauth.E006 | an unknown ``DATA_CENTRE`` (Bigin), a malformed ``ISSUER``, or another provider problem |
 | django_bigoauth.E007 | a plain ``http://`` endpoint on a host other than loopback |
 | django_bigoauth.E008 | ``ENCRYPTION_KEYS`` holds something that is not a Fernet key |
 | django_bigoauth.E009 | no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off |
 | django_bigoauth.E010 | a provider's ``SCOPES`` is not a list or tuple of strings |
-| django_bigoauth.E011 | ``REFRESH_LEEWAY``, ``STATE_TTL`` not a number >= 0, or ``HTTP_TIMEOUT`` not one > 0 |
+| django_bigoauth.E011 | ``REFRESH_LEEWAY``, ``STATE_TTL``, ``DISCOVERY_TTL`` not numbers >= 0; ``HTTP_TIMEOUT`` <= 0 |
 | django_bigoauth.E012 | ``AUTHORISE_ON_GET`` is not ``True`` or ``False`` |
+| django_bigoauth.E013 | ``EXTRA_AUTHORIZE_PARAMS`` is not a dict of strings, or sets ``state``, ``redirect_uri``... |
 | django_bigoauth.W001 | no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``) |
 | django_bigoauth.W002 | an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?) |
-| django_bigoauth.W003 | Bigin's ``SCOPES`` are set without ``ZohoBigin.org.READ`` (or ``.ALL``) |
+| django_bigoauth.W003 | ``SCOPES`` lack the scope that names the account (Bigin: ``ZohoBigin.org.READ``/``.ALL``) |
+| django_bigoauth.W004 | ``check --deploy``: an ``ISSUER``'s discovery document cannot be fetched or used |
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS, PROVIDER_DEFAULTS, SETTING_NAME, bigoauth_settings
+from .conf import DEFAULTS, SETTING_NAME, bigoauth_settings
 from .netloc import is_safe_endpoint
 
 ID = "django_bigoauth"
@@ -63,7 +65,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 def _check_durations(user_settings: dict[str, Any]) -> list[checks.CheckMessage]:
     """Seconds are numbers: a string here would only fail later, in a view, as a 500."""
     messages: list[checks.CheckMessage] = []
-    for key, must_be_positive in (("REFRESH_LEEWAY", False), ("HTTP_TIMEOUT", True), ("STATE_TTL", False)):
+    for key, must_be_positive in (
+        ("REFRESH_LEEWAY", False),
+        ("HTTP_TIMEOUT", True),
+        ("STATE_TTL", False),
+        ("DISCOVERY_TTL", False),
+    ):
         if key not in user_settings:
             continue
         value = user_settings[key]
@@ -98,18 +105,11 @@ def _check_authorise_on_get(user_settings: dict[str, Any]) -> list[checks.CheckM
 def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     from .providers import get_provider, provider_class_path
     from .providers.base import import_provider_class
-    from .providers.bigin import BiginProvider
 
     where = f"{SETTING_NAME}['PROVIDERS'][{slug!r}]"
     if not isinstance(entry, dict):
         return [checks.Error(f"{where} must be a dict.", id=f"{ID}.E001")]
-    messages: list[checks.CheckMessage] = [
-        checks.Warning(
-            f"Unknown key {key!r} in {where}.", hint=f"Known keys: {', '.join(PROVIDER_DEFAULTS)}.", id=f"{ID}.W002"
-        )
-        for key in entry
-        if key not in PROVIDER_DEFAULTS
-    ]
+    messages: list[checks.CheckMessage] = []
     for key, check_id in (("CLIENT_ID", "E002"), ("CLIENT_SECRET", "E003")):
         if not entry.get(key):
             messages.append(
@@ -125,13 +125,14 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
         messages.append(
             checks.Error(
                 f"Unknown provider {slug!r} in {SETTING_NAME}['PROVIDERS'].",
-                hint="Use 'biggerplate' or 'bigin', or name your own Provider subclass with 'CLASS'.",
+                hint="Use 'biggerplate' or 'bigin'; for a standard server give its ISSUER (OpenID Connect) or its "
+                "AUTHORIZE_URL and TOKEN_URL (OAuth 2.0); or name your own Provider subclass with 'CLASS'.",
                 id=f"{ID}.E004",
             )
         )
         return messages
     try:
-        import_provider_class(path)
+        cls = import_provider_class(path)
     except ImproperlyConfigured as exc:
         messages.append(checks.Error(str(exc), hint="CLASS is a dotted path to a Provider subclass.", id=f"{ID}.E005"))
         return messages
@@ -146,6 +147,13 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
             )
         )
         return messages
+    # The provider class declares the keys it reads: anything else is a typo, or meant for another.
+    known = sorted(cls.settings_keys)
+    messages.extend(
+        checks.Warning(f"Unknown key {key!r} in {where}.", hint=f"Known keys: {', '.join(known)}.", id=f"{ID}.W002")
+        for key in entry
+        if key not in cls.settings_keys
+    )
     scopes = entry.get("SCOPES")
     scopes_ok = scopes is None or (isinstance(scopes, (list, tuple)) and all(isinstance(s, str) for s in scopes))
     if not scopes_ok:
@@ -157,17 +165,17 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
                 id=f"{ID}.E010",
             )
         )
-    servers = entry.get("ACCOUNTS_SERVERS")
-    if servers is not None and not (
-        isinstance(servers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in servers.items())
-    ):
-        # The provider reads it as a dict: nothing further can be checked without crashing.
-        messages.append(
+    messages.extend(_check_extra_authorize_params(where, entry.get("EXTRA_AUTHORIZE_PARAMS")))
+    type_errors = cls.settings_type_errors(entry)
+    if type_errors:
+        # The provider would fail reading these: nothing further can be checked without crashing.
+        messages.extend(
             checks.Error(
-                f"{where} ACCOUNTS_SERVERS must be a dict of data-centre code -> accounts-server URL.",
+                f"{where}: {problem}",
                 hint='For example {"us": "https://accounts.zoho.com", "eu": "https://accounts.zoho.eu"}.',
                 id=f"{ID}.E001",
             )
+            for problem in type_errors
         )
         return messages
     provider = get_provider(slug)
@@ -181,14 +189,75 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
         for key, url in provider.endpoint_urls().items()
         if not is_safe_endpoint(url)
     )
-    if scopes is not None and scopes_ok and isinstance(provider, BiginProvider) and not provider.reads_organisation:
+    if scopes is not None and scopes_ok and provider.identity_scopes and provider.identity_scopes.isdisjoint(scopes):
+        wanted = " or ".join(sorted(provider.identity_scopes, reverse=True))
         messages.append(
             checks.Warning(
-                f"{where} SCOPES lack ZohoBigin.org.READ (or ZohoBigin.org.ALL).",
-                hint="Without it the organisation cannot be read: the account is linked without an organisation "
-                "id, so two organisations of one user cannot be told apart. Add 'ZohoBigin.org.READ' to SCOPES.",
+                f"{where} SCOPES lack {wanted}.",
+                hint=f"Without one the account's owner at {provider.display_name} (for Bigin, the organisation) "
+                "cannot be read: the account is linked without an external id, so two of one user's accounts "
+                f"cannot be told apart. Add {sorted(provider.identity_scopes, reverse=True)[0]!r} to SCOPES.",
                 id=f"{ID}.W003",
             )
+        )
+    return messages
+
+
+def _check_extra_authorize_params(where: str, extra: Any) -> list[checks.CheckMessage]:
+    """A dict of strings that leaves alone what the app sets itself (state, PKCE, redirect_uri...)."""
+    from .providers.base import RESERVED_AUTHORIZE_PARAMS
+
+    if extra is None:
+        return []
+    if not (isinstance(extra, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items())):
+        return [
+            checks.Error(
+                f"{where} EXTRA_AUTHORIZE_PARAMS must be a dict of parameter name -> string.",
+                hint='For example {"prompt": "select_account", "hd": "example.com"}.',
+                id=f"{ID}.E013",
+            )
+        ]
+    reserved = sorted(set(extra) & RESERVED_AUTHORIZE_PARAMS)
+    if not reserved:
+        return []
+    return [
+        checks.Error(
+            f"{where} EXTRA_AUTHORIZE_PARAMS sets {', '.join(reserved)}, which the app sets itself; they are not sent.",
+            hint="state, nonce and the PKCE challenge protect the sign-in, and redirect_uri, client_id and "
+            "response_type must match the code exchange: remove them. Scopes go in SCOPES.",
+            id=f"{ID}.E013",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_discovery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W004 (``check --deploy`` only): each provider's metadata can be fetched and used.
+
+    Only with ``--deploy``: every other ``manage.py`` command runs the checks too, and they
+    must not wait on the network (the demo's sandbox, for one, is not served yet at start-up).
+    """
+    from .providers import get_provider
+
+    user_settings = getattr(settings, SETTING_NAME, {})
+    providers = user_settings.get("PROVIDERS", {}) if isinstance(user_settings, dict) else {}
+    if not isinstance(providers, dict):
+        return []
+    messages: list[checks.CheckMessage] = []
+    for slug in providers:
+        try:
+            problems = get_provider(slug).discovery_errors()
+        except Exception:  # noqa: BLE001, S112 - a provider that cannot be built is check_settings' to report
+            continue
+        messages.extend(
+            checks.Warning(
+                f"{SETTING_NAME}['PROVIDERS'][{slug!r}]: {problem}",
+                hint="Sign-ins with this provider fail with a 502 or 504 page until its ISSUER answers with a "
+                "discovery document naming that same issuer. Check ISSUER (exactly as the document's 'issuer', "
+                "trailing slash included) and that this server can reach it; or give AUTHORIZE_URL and TOKEN_URL.",
+                id=f"{ID}.W004",
+            )
+            for problem in problems
         )
     return messages
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from . import idtoken
 from .exceptions import InvalidGrant, ProviderError, ProviderUnavailable, UnsafeURL
 from .netloc import is_origin, is_safe_endpoint
 from .providers import Identity, Provider, TokenReply
@@ -55,8 +56,15 @@ def exchange_code(
     redirect_uri: str | None,
     code_verifier: str | None = None,
     accounts_server: str = "",
+    nonce_digest: str = "",
 ) -> TokenReply:
-    """Trade an authorisation code for tokens. ``redirect_uri=None`` for a Zoho self client."""
+    """Trade an authorisation code for tokens. ``redirect_uri=None`` for a Zoho self client.
+
+    For a provider that validates ID tokens (``provider.id_tokens``), the reply's ID token is
+    validated (``idtoken.validate_id_token``) and its claims returned in ``id_claims``;
+    ``nonce_digest`` names the nonce the authorisation request sent, and then an ID token is
+    required. Any failure revokes the new grant (best effort) and raises ``ProviderError``.
+    """
     form = {"grant_type": "authorization_code", "code": code}
     if redirect_uri is not None:
         form["redirect_uri"] = redirect_uri
@@ -64,7 +72,15 @@ def exchange_code(
         form["code_verifier"] = code_verifier
     reply = read_token_reply(provider, _post_token_form(provider, form, accounts_server))
     try:
-        return check_token_reply(provider, reply)
+        reply = check_token_reply(provider, reply)
+        if provider.id_tokens and (reply.id_token or nonce_digest):
+            if not reply.id_token:
+                raise ProviderError(
+                    f"{provider.display_name} sent no ID token, though the sign-in asked for one (scope openid)."
+                )
+            claims = idtoken.validate_id_token(provider, reply.id_token, expected_nonce_digest=nonce_digest)
+            reply = dataclasses.replace(reply, id_claims=claims)
+        return reply
     except ProviderError:
         # The provider issued tokens we cannot use: do not leave the grant alive.
         revoke_unused_grant(provider, reply, accounts_server=accounts_server)
@@ -156,13 +172,12 @@ def fetch_identity(provider: Provider, access_token: str, *, api_domain: str = "
       read, or a ``parse_identity`` that raises (a custom provider reading ``data["id"]``).
       Logged as a WARNING with the provider and the HTTP status, never the reply or the token.
     """
-    if not provider.identity_path:
-        return None
     try:
-        base = provider.get_api_base_url(api_domain)
+        url = provider.get_identity_url(api_domain)
     except UnsafeURL as exc:
         raise ProviderError(str(exc)) from None
-    url = base.rstrip("/") + provider.identity_path
+    if not url:
+        return None
     name = provider.display_name
     reply = get_transport().get(
         url,

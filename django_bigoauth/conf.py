@@ -34,16 +34,18 @@ DEFAULTS: dict[str, Any] = {
     "REFRESH_ON_401_INTERVAL": 30,
     # import path of the django_bigoauth.transport.Transport (sub)class all provider HTTP goes through
     "TRANSPORT": "django_bigoauth.transport.Transport",
+    # seconds a discovery document or key set (providers with ISSUER) is kept before it is fetched again
+    "DISCOVERY_TTL": 3600,
 }
 
-# Keys a provider entry may carry. ``None`` means "the provider class decides".
+# Defaults of keys every provider entry may carry. ``None`` means "the provider class decides".
+# Which keys a provider accepts beyond these is its own declaration (``Provider.settings_keys``).
 PROVIDER_DEFAULTS: dict[str, Any] = {
     "CLASS": None,
     "NAME": None,
     "CLIENT_ID": "",
     "CLIENT_SECRET": "",
     "SCOPES": None,
-    "DATA_CENTRE": None,
     "REDIRECT_URI": None,
     "PKCE": None,
     "AUTH_HEADER_FORMAT": None,
@@ -51,8 +53,7 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "TOKEN_URL": None,
     "REVOKE_URL": None,
     "API_BASE_URL": None,
-    "ACCOUNTS_SERVERS": None,
-    "API_DOMAINS": None,
+    "EXTRA_AUTHORIZE_PARAMS": None,
 }
 
 # Providers that need no CLASS key.
@@ -60,6 +61,10 @@ BUILTIN_PROVIDER_CLASSES: dict[str, str] = {
     "biggerplate": "django_bigoauth.providers.biggerplate.BiggerplateProvider",
     "bigin": "django_bigoauth.providers.bigin.BiginProvider",
 }
+
+# Entries with neither CLASS nor a built-in slug: a standard server, from its settings alone.
+OPENID_CONNECT_CLASS = "django_bigoauth.providers.generic.OpenIDConnectProvider"  # ISSUER
+OAUTH2_CLASS = "django_bigoauth.providers.generic.OAuth2Provider"  # AUTHORIZE_URL and TOKEN_URL
 
 
 class BigOAuthSettings:

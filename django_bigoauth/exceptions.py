@@ -50,6 +50,10 @@ class AccountsServerNotAllowed(CallbackError):
     """A Zoho accounts server outside ``ACCOUNTS_SERVERS``: the client secret must not go there."""
 
 
+class SelfClientError(BigOAuthError, ValueError):
+    """A self-client code cannot be exchanged as asked (an unknown data centre, an untrusted server)."""
+
+
 class AccessDenied(CallbackError):
     """The user (or the provider) declined the authorisation request."""
 

@@ -41,9 +41,12 @@ def link_with_code(
     code_verifier: str | None = None,
     context: CallbackContext | None = None,
     label: str = "",
+    nonce_digest: str = "",
 ) -> tuple[LinkedAccount, bool]:
     """Exchange ``code`` and store the account; returns ``(account, created)``.
 
+    ``nonce_digest``: the digest of the OpenID Connect nonce the authorisation request sent
+    (``state.Authorisation.nonce_digest``); the ID token must carry that nonce.
     Every failure is logged once here, with the provider, and raised for the caller to show.
     """
     context = context or CallbackContext()
@@ -54,6 +57,7 @@ def link_with_code(
             redirect_uri=redirect_uri,
             code_verifier=code_verifier,
             accounts_server=context.accounts_server,
+            nonce_digest=nonce_digest,
         )
     except ProviderError as exc:
         logger.warning("Linking a %s account failed: %s", provider.slug, exc)
@@ -79,10 +83,16 @@ def _store_or_explain(provider: Provider, reply: TokenReply, **kwargs: Any) -> t
 def identify(provider: Provider, reply: TokenReply) -> Identity | None:
     """Who the new token belongs to; ``None`` when the provider's answer names nobody.
 
+    A validated ID token says it without another request (its ``sub``); otherwise the
+    provider's identity endpoint is asked (OpenID Connect's userinfo, Bigin's organisation).
     A provider that cannot be asked right now (timeout, no connection, 5xx, 429) fails the
     link: guessing would store a re-linked account a second time, or one organisation's token
     in another's account. The code is used up by then, so the user connects again.
     """
+    if reply.id_claims is not None:
+        identity = provider.identity_from_id_token(reply.id_claims)
+        if identity is not None:
+            return identity
     try:
         return client.fetch_identity(provider, reply.access_token, api_domain=reply.api_domain)
     except ProviderError as exc:

@@ -205,7 +205,7 @@ class PendingAuthorisation(models.Model):
     next_url = models.TextField(_("next URL"), blank=True)
     #: ``crypto.encrypt()`` of the PKCE verifier; "" when the provider does not use PKCE
     encrypted_code_verifier = models.TextField(_("encrypted PKCE verifier"), blank=True, editable=False)
-    #: for OpenID Connect (not used yet)
+    #: SHA-256 of the OpenID Connect nonce the request sent ("" when none): the ID token must carry it
     nonce = models.CharField(_("nonce"), max_length=255, blank=True)
     #: False when a GET started the flow (``AUTHORISE_ON_GET``): such a flow never evicts a POST-started one
     started_by_post = models.BooleanField(_("started by POST"), default=True)

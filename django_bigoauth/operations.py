@@ -19,17 +19,16 @@ from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import (
-    AccountsServerNotAllowed,
     BigOAuthError,
     InvalidGrant,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    SelfClientError,
 )
 from .linking import link_with_code
 from .models import LinkedAccount, Token
-from .providers import CallbackContext, get_provider
-from .providers.bigin import BiginProvider
+from .providers import Provider, get_provider
 from .revocation import RevokeResult
 from .tokens import refresh_access_token
 
@@ -59,7 +58,7 @@ def exchange_self_client_code(
     the account is site-level unless ``username`` names its owner.
     """
     provider = get_provider(provider_slug)
-    if not isinstance(provider, BiginProvider):
+    if not provider.supports_self_client:
         raise OperationError(
             _(
                 "Self-client codes are a Zoho feature; link %(provider)s accounts with the site's Connect button "
@@ -76,37 +75,16 @@ def exchange_self_client_code(
                 )
                 % {"slug": provider.slug, "key": key}
             )
-    server = _self_client_server(provider, accounts_server, data_centre)
+    try:
+        # The provider picks the allow-listed server to exchange the code at, and refuses anything else.
+        context = provider.self_client_context(accounts_server=accounts_server, data_centre=data_centre)
+    except SelfClientError as exc:
+        raise OperationError(str(exc)) from None
     user = _user_by_username(username) if username else None
-    context = CallbackContext(accounts_server=server, data_centre=provider.data_centre_of(server))
     try:
         return link_with_code(provider, code, user=user, redirect_uri=None, context=context, label=label)
     except BigOAuthError as exc:
-        raise _exchange_error(provider, server, exc) from exc
-
-
-def _self_client_server(provider: BiginProvider, accounts_server: str | None, data_centre: str | None) -> str:
-    """The allow-listed accounts server to exchange the code at; refuses anything else."""
-    servers = provider.accounts_servers
-    if accounts_server and data_centre:
-        raise OperationError(_("Pass either --accounts-server or --data-centre, not both."))
-    if accounts_server:
-        try:
-            return provider.allowed_accounts_server(accounts_server)
-        except AccountsServerNotAllowed:
-            raise OperationError(
-                _(
-                    "%(url)s is not an accounts server this site trusts; the client secret is not sent there. "
-                    "Known servers: %(known)s (BIGOAUTH ACCOUNTS_SERVERS)."
-                )
-                % {"url": accounts_server, "known": ", ".join(sorted(servers.values()))}
-            ) from None
-    code = (data_centre or provider.data_centre).lower()
-    if code not in servers:
-        raise OperationError(
-            _("Unknown data centre %(code)r; known: %(known)s.") % {"code": code, "known": ", ".join(sorted(servers))}
-        )
-    return servers[code]
+        raise _exchange_error(provider, context.accounts_server, context.data_centre, exc) from exc
 
 
 def _user_by_username(username: str) -> Any:
@@ -117,7 +95,7 @@ def _user_by_username(username: str) -> Any:
         raise OperationError(_("No user with the username %(username)r.") % {"username": username}) from None
 
 
-def _exchange_error(provider: BiginProvider, server: str, exc: BigOAuthError) -> OperationError:
+def _exchange_error(provider: Provider, server: str, data_centre: str, exc: BigOAuthError) -> OperationError:
     """A message that tells the operator what to do next, for each way Zoho says no."""
     code = getattr(exc, "error_code", None) or ""
     if isinstance(exc, InvalidGrant):
@@ -125,7 +103,7 @@ def _exchange_error(provider: BiginProvider, server: str, exc: BigOAuthError) ->
             "%(server)s refused the code (%(error)s): self-client codes are single use and expire after the few "
             "minutes chosen in Zoho's API console, and only work in the data centre they were made in. Generate a "
             "new code; if your Zoho account is not in %(dc)r, pass --data-centre."
-        ) % {"server": server, "error": code, "dc": provider.data_centre_of(server) or server}
+        ) % {"server": server, "error": code, "dc": data_centre or server}
     elif code == "invalid_client":
         message = _(
             "%(server)s does not know the client id %(client_id)s: the client is probably registered in another "

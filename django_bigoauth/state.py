@@ -5,7 +5,8 @@ keyed by the state's SHA-256, so the state itself is stored nowhere; it is bound
 browser, the user and the provider, expires after ``STATE_TTL`` seconds, and is deleted the
 first time the callback presents it, whatever happens next. The PKCE verifier (Fernet
 ciphertext in the row) and the exact redirect_uri travel with it, so the code exchange sends
-the same redirect_uri as the authorise request.
+the same redirect_uri as the authorise request. An OpenID Connect nonce is kept as its SHA-256
+only: the ID token must carry the nonce whose digest this is.
 
 The session holds one random value per browser, the *binding*, and nothing else: rows carry
 its hash, and a state presented by a browser whose session holds another binding is unknown
@@ -57,6 +58,8 @@ class Authorisation:
     code_verifier: str = ""
     site_level: bool = False
     started_by_post: bool = True
+    #: SHA-256 of the OpenID Connect nonce sent with the request; "" when none was
+    nonce_digest: str = ""
 
     def __repr__(self) -> str:
         return f"<Authorisation provider={self.provider!r} user={self.user_pk!r} site_level={self.site_level}>"
@@ -84,8 +87,11 @@ def begin(
     next_url: str = "",
     site_level: bool = False,
     started_by_post: bool = True,
+    nonce: str = "",
 ) -> tuple[str, str]:
     """Remember a new authorisation request; returns ``(state, code_challenge or "")``.
+
+    ``nonce``: the OpenID Connect nonce the request sends, kept as its digest for the callback.
 
     At most ``MAX_PENDING`` requests stay pending per browser: at the cap, the oldest one is
     deleted, unless this request was started by a GET and the oldest by a POST, in which
@@ -121,6 +127,7 @@ def begin(
         # it is a URL of this site, and never legitimately like that.
         next_url=next_url if len(next_url) <= MAX_NEXT_URL_LENGTH and clean_text(next_url) == next_url else "",
         encrypted_code_verifier=crypto.encrypt(verifier) if verifier else "",
+        nonce=_digest(nonce) if nonce else "",
         started_by_post=started_by_post,
         created_at=now,
     )
@@ -166,11 +173,17 @@ def consume(request, provider_slug: str, state: str | None) -> Authorisation:
         code_verifier=verifier,
         site_level=row.site_level,
         started_by_post=row.started_by_post,
+        nonce_digest=row.nonce,
     )
 
 
 def _unknown_state_message() -> str:
     return _("This sign-in link is unknown, has expired or was already used. Please start again.")
+
+
+def new_nonce() -> str:
+    """A fresh OpenID Connect nonce (256 bits)."""
+    return secrets.token_urlsafe(32)
 
 
 @sensitive_variables()

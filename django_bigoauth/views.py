@@ -5,12 +5,14 @@ and ``revocation`` do the work through ``client``. Every failure is a page from 
 template, ``django_bigoauth/error.html``, with the status it deserves:
 
 * 400 the callback cannot be acted on (state missing, unknown, expired, used, someone
-  else's; an accounts server outside the allow-list; no code),
+  else's; an accounts server outside the allow-list; an RFC 9207 ``iss`` that is not the
+  provider's issuer, or none where the provider promises one; no code),
 * 403 a site-level link asked for by someone who is not a superuser,
 * 404 an unknown provider,
-* 502 the provider answered, but not with a usable token,
+* 502 the provider answered, but not with a usable token (an ID token that fails validation
+  included), or its discovery document could not be used,
 * 503 the database failed while storing the account (nothing was stored),
-* 504 the provider did not answer within ``HTTP_TIMEOUT``.
+* 504 the provider (or its discovery document) did not answer within ``HTTP_TIMEOUT``.
 
 Nothing secret reaches a log record: the code and the state are only ever in the query string
 (which Django's request log leaves out); the database holds the state's hash and the PKCE
@@ -126,6 +128,7 @@ def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
 @login_required
 @require_http_methods(["GET", "POST"])
 @csrf_protect
+@sensitive_variables("state_value", "challenge", "nonce", "url")
 def authorise(request: HttpRequest, provider: str) -> HttpResponse:
     """Start an authorisation request: a POST sends the browser to the provider's consent page.
 
@@ -158,6 +161,13 @@ def authorise(request: HttpRequest, provider: str) -> HttpResponse:
         reverse("bigoauth:callback", args=[provider_obj.slug])
     )
     try:
+        # A provider with ISSUER learns its endpoints now (discovery): a failure is a page, before
+        # anything is stored.
+        provider_obj.get_authorize_url()
+    except ProviderError as exc:
+        return _discovery_failed(request, provider_obj, exc, site_level=site_level)
+    nonce = state.new_nonce() if provider_obj.uses_nonce else ""
+    try:
         state_value, challenge = state.begin(
             request,
             provider_obj.slug,
@@ -166,6 +176,7 @@ def authorise(request: HttpRequest, provider: str) -> HttpResponse:
             next_url=next_url,
             site_level=site_level,
             started_by_post=started_by_post,
+            nonce=nonce,
         )
     except state.TooManyPending:
         logger.info(
@@ -174,7 +185,12 @@ def authorise(request: HttpRequest, provider: str) -> HttpResponse:
             request.user.pk,
         )
         return _confirmation_page(request, provider_obj, next_url=next_url, site_level=site_level, too_many=True)
-    url = provider_obj.authorization_url(redirect_uri=redirect_uri, state=state_value, code_challenge=challenge)
+    try:
+        url = provider_obj.authorization_url(
+            redirect_uri=redirect_uri, state=state_value, code_challenge=challenge, nonce=nonce
+        )
+    except ProviderError as exc:
+        return _discovery_failed(request, provider_obj, exc, site_level=site_level)
     logger.info(
         "Starting a %s authorisation request for user %s%s",
         provider_obj.slug,
@@ -182,6 +198,24 @@ def authorise(request: HttpRequest, provider: str) -> HttpResponse:
         " (site-level account)" if site_level else "",
     )
     return HttpResponseRedirect(url)
+
+
+def _discovery_failed(
+    request: HttpRequest, provider: Provider, exc: ProviderError, *, site_level: bool
+) -> HttpResponse:
+    """The provider's metadata could not be had (or used): 504 when it did not answer in time, else 502."""
+    names = {"provider": provider.display_name}
+    if isinstance(exc, ProviderTimeout):
+        status = 504
+        message = _("%(provider)s did not answer in time, so the sign-in could not start. Please try again shortly.")
+    else:
+        status = 502
+        message = _(
+            "This site could not read %(provider)s's sign-in settings, so the sign-in could not start. "
+            "Please try again later; if it keeps happening, tell the site's administrators."
+        )
+    logger.error("Could not start a %s authorisation request: %s", provider.slug, exc)
+    return _error_page(request, status, message % names, provider=provider, site_level=site_level)
 
 
 def _confirmation_page(
@@ -263,7 +297,8 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
     if "error" in request.GET:
         return _provider_declined(request, provider, request.GET.get("error", ""), home)
 
-    # 3. Where the code may be exchanged (Zoho's accounts server), before any secret is sent.
+    # 3. Who sent the browser back (RFC 9207's iss) and where the code may be exchanged (Zoho's
+    #    accounts server), before any secret is sent.
     try:
         context = provider.read_callback(request.GET)
         code = request.GET.get("code", "")
@@ -271,6 +306,17 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
             raise CallbackError(_("The sign-in came back without an authorisation code."))
     except CallbackError as exc:
         return fail(exc, 400, str(exc))
+    except ProviderTimeout as exc:  # the issuer's metadata, needed to check the callback
+        logger.warning("Checking a %s callback needs the issuer's metadata, which failed: %s", provider.slug, exc)
+        message = _("%(provider)s did not answer in time, so nothing was linked. Please try again in a moment.")
+        return fail(exc, 504, message % {"provider": provider.display_name})
+    except ProviderError as exc:
+        logger.warning("Checking a %s callback needs the issuer's metadata, which failed: %s", provider.slug, exc)
+        message = _(
+            "This site could not read %(provider)s's sign-in settings, so nothing was linked. "
+            "Please try again later; if it keeps happening, tell the site's administrators."
+        )
+        return fail(exc, 502, message % {"provider": provider.display_name})
 
     # 4. The exchange, then the account and its token in one transaction.
     try:
@@ -281,6 +327,7 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
             redirect_uri=pending.redirect_uri,
             code_verifier=pending.code_verifier or None,
             context=context,
+            nonce_digest=pending.nonce_digest,
         )
     except CallbackError as exc:
         return fail(exc, 400, str(exc))

@@ -6,7 +6,8 @@ Run as a script (what :class:`ExampleSite` does)::
     python tests/e2e_server.py postgres://postgres@127.0.0.1:5432/example
 
 It binds 127.0.0.1 on a port the OS picks (so parallel runs never collide), points
-``SANDBOX_BASE_URL`` at that port before Django reads its settings, migrates the SQLite file,
+``SANDBOX_BASE_URL`` (and so the sandbox's issuer) at that port and makes the sandbox's signing
+key before Django reads its settings, migrates the SQLite file,
 runs ``demo_setup``, and serves with Django's threaded development server (the same server
 class ``runserver`` uses; threads matter: the app's callback calls the sandbox's token
 endpoint on this very server). It prints ``READY <url>`` once it accepts requests.
@@ -56,6 +57,8 @@ class ExampleSite:
             "DEMO_ENV_FILE": "",
             "DEBUG": "true",
             "PYTHONUNBUFFERED": "1",
+            # The sandbox's signing key in the temporary directory, never in the checkout.
+            "SANDBOX_OIDC_KEY_FILE": str(Path(self._tmp.name) / "sandbox-oidc-key.pem"),
             **self.extra_env,
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)  # the test suite's; the site has its own
@@ -115,6 +118,10 @@ def _serve(database: str) -> None:
     url = f"http://127.0.0.1:{httpd.server_port}"
 
     os.environ["SANDBOX_BASE_URL"] = url
+    # The sandbox signs ID tokens with this key; made before Django reads its settings (which read it).
+    from sandbox.keys import ensure_signing_key
+
+    ensure_signing_key()
     # A path is a SQLite file; a URL (postgres://...) is used as it is, for trying other databases.
     os.environ["DATABASE_URL"] = database if "://" in database else f"sqlite:///{database}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"

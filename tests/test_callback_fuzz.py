@@ -213,6 +213,7 @@ def test_any_token_and_identity_reply_after_a_good_exchange(
     from django.utils.http import url_has_allowed_host_and_scheme
 
     from django_bigoauth.models import LinkedAccount, Token
+    from django_bigoauth.state import MAX_NEXT_URL_LENGTH
 
     LinkedAccount.objects.all().delete()
     with fake_provider.lock:
@@ -253,10 +254,12 @@ def test_any_token_and_identity_reply_after_a_good_exchange(
     if response.status_code == 502:
         assert _snapshot() == before
         return
-    # Kept: on this site, and without control characters (NUL is refused by PostgreSQL; none
-    # belongs in a URL of this site).
-    safe_next = url_has_allowed_host_and_scheme(next_url, allowed_hosts={"testserver"}) and not any(
-        ord(char) < 32 or 0x7F <= ord(char) <= 0x9F for char in next_url
+    # Kept: on this site, not too long, and without control characters (NUL is refused by
+    # PostgreSQL; none belongs in a URL of this site).
+    safe_next = (
+        url_has_allowed_host_and_scheme(next_url, allowed_hosts={"testserver"})
+        and len(next_url) <= MAX_NEXT_URL_LENGTH
+        and not any(ord(char) < 32 or 0x7F <= ord(char) <= 0x9F for char in next_url)
     )
     assert response["Location"] == (iri_to_uri(next_url) if safe_next else ACCOUNTS)
     reply = json.loads(token_body)

@@ -1,9 +1,11 @@
 """End to end in a real browser: Playwright drives Debian's Chromium against the example project.
 
 The site runs in a subprocess (``tests/e2e_server.py``) on a free port of 127.0.0.1 with a fresh
-SQLite file; its sandbox provider is a real OAuth 2.0 authorisation server, so every step is the
-real one: sign-in, authorise, consent, callback, code exchange with PKCE, API call, refresh,
-revoke. Skipped, with the reason shown, only where no Chromium or no Playwright can be had;
+SQLite file; its sandbox provider is a real OpenID Connect provider, configured in the site's
+``BIGOAUTH`` by its ``ISSUER`` alone (no class, no endpoint URLs), so every step is the real one:
+sign-in, discovery, authorise, consent, callback with RFC 9207's ``iss``, code exchange with PKCE,
+an RS256 ID token checked against the sandbox's key set, userinfo, refresh, revoke. Skipped, with
+the reason shown, only where no Chromium or no Playwright can be had;
 with ``BIGOAUTH_REQUIRE_BROWSER=1`` (set by ``.ci/run`` once Chromium is installed) that fails instead.
 """
 
@@ -114,7 +116,7 @@ def test_connect_the_sandbox_test_the_connection_deny_and_disconnect(page, site)
     row = page.locator("tr.bigoauth-account[data-provider=sandbox]")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Sandbox")
-    expect(row).to_contain_text("demo")  # the label comes from the sandbox's "who am I"
+    expect(row).to_contain_text("demo")  # the label: the ID token's name claim
     expect(row).to_contain_text("Active")
     # timeuntil separates with no-break spaces, hence \s
     expect(row.locator(".bigoauth-expires")).to_have_text(re.compile(r"^in (1\sminute|\d+\sseconds?)$"))
@@ -136,13 +138,16 @@ def test_connect_the_sandbox_test_the_connection_deny_and_disconnect(page, site)
     expect(page.locator("tr.bigoauth-account")).to_have_count(1)
     assert linked_accounts(site) == 1
     assert parse_qs(urlsplit(callbacks[-1]).query)["error"] == ["access_denied"]
+    # RFC 9207: the sandbox named itself on the callback that carried a code, and the app checked it.
+    with_code = [parse_qs(urlsplit(url).query) for url in callbacks if "code=" in url]
+    assert with_code and all(query["iss"] == [f"{site.url}/sandbox/o"] for query in with_code)
 
     # Test connection once the token is stale: the call refreshes it first, then asks "who am I".
     time.sleep(max(0.0, LIFETIME / 2 + 1 - (time.monotonic() - linked_at)))
     row.get_by_role("button", name="Test connection").click()
     result = page.locator("#connection-result")
-    expect(result).to_contain_text("GET /me answered HTTP 200")
-    expect(page.locator("#connection-answer")).to_contain_text('"username": "demo"')
+    expect(result).to_contain_text("GET /sandbox/o/userinfo/ answered HTTP 200")
+    expect(page.locator("#connection-answer")).to_contain_text('"preferred_username": "demo"')
     refreshed = re.compile(r"The token was stale .*, so it was refreshed first")
     expect(page.locator("#connection-refreshed")).to_contain_text(refreshed)
     page.screenshot(path=str(ARTIFACTS / "test-connection.png"), full_page=True)

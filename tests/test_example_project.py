@@ -23,11 +23,12 @@ import environ
 import pytest
 import requests
 from django.utils import timezone
-from sandbox.provider import SandboxProvider
+from sandbox.keys import ensure_signing_key
 
 from django_bigoauth import client
 from django_bigoauth.exceptions import InvalidGrant
-from django_bigoauth.providers import get_provider
+from django_bigoauth.providers import Provider, get_provider
+from django_bigoauth.providers.generic import OpenIDConnectProvider
 from django_bigoauth.state import code_challenge
 from tests.e2e_server import EXAMPLE_DIR, REPOSITORY, ExampleSite
 
@@ -60,20 +61,44 @@ def test_out_of_the_box_settings_are_a_local_demo_with_only_the_sandbox(monkeypa
     providers = conf["BIGOAUTH"]["PROVIDERS"]
     assert list(providers) == ["sandbox"]
     sandbox = providers["sandbox"]
-    assert sandbox["CLASS"] == "sandbox.provider.SandboxProvider"
-    assert sandbox["TOKEN_URL"] == "http://127.0.0.1:8000/sandbox/o/token/"
-    assert sandbox["API_BASE_URL"] == "http://127.0.0.1:8000/sandbox/api"
+    # A standard OpenID Connect provider: no class, no endpoint URLs, its issuer alone.
+    assert sandbox == {
+        "ISSUER": "http://127.0.0.1:8000/sandbox/o",
+        "CLIENT_ID": "sandbox-client",
+        "CLIENT_SECRET": "sandbox-demo-secret",
+    }
+    assert conf["OAUTH2_PROVIDER"]["OIDC_ENABLED"] is True
+    assert conf["OAUTH2_PROVIDER"]["OIDC_ISS_ENDPOINT"] == sandbox["ISSUER"]
     assert conf["OAUTH2_PROVIDER"]["ACCESS_TOKEN_EXPIRE_SECONDS"] == 120
     assert conf["OAUTH2_PROVIDER"]["PKCE_REQUIRED"] is True
     assert conf["OAUTH2_PROVIDER"]["ROTATE_REFRESH_TOKEN"] is True
     assert conf["BIGOAUTH"]["ENCRYPTION_KEYS"] == [conf["DEMO_ENCRYPTION_KEY"]]
 
 
-def test_sandbox_endpoints_follow_sandbox_base_url(monkeypatch):
+def test_the_sandbox_issuer_follows_sandbox_base_url(monkeypatch):
     conf = load_settings(monkeypatch, SANDBOX_BASE_URL="http://127.0.0.1:5999/")
-    sandbox = conf["BIGOAUTH"]["PROVIDERS"]["sandbox"]
-    assert sandbox["AUTHORIZE_URL"] == "http://127.0.0.1:5999/sandbox/o/authorize/"
-    assert sandbox["REVOKE_URL"] == "http://127.0.0.1:5999/sandbox/o/revoke_token/"
+    assert conf["BIGOAUTH"]["PROVIDERS"]["sandbox"]["ISSUER"] == "http://127.0.0.1:5999/sandbox/o"
+    assert conf["OAUTH2_PROVIDER"]["OIDC_ISS_ENDPOINT"] == "http://127.0.0.1:5999/sandbox/o"
+
+
+def test_the_sandbox_signing_key_is_read_from_its_file(monkeypatch, tmp_path):
+    key_file = tmp_path / "key.pem"
+    assert (
+        load_settings(monkeypatch, SANDBOX_OIDC_KEY_FILE=str(key_file))["OAUTH2_PROVIDER"]["OIDC_RSA_PRIVATE_KEY"] == ""
+    )
+    path, created = ensure_signing_key(key_file)
+    assert created and path == key_file and key_file.stat().st_mode & 0o777 == 0o600
+    pem = load_settings(monkeypatch, SANDBOX_OIDC_KEY_FILE=str(key_file))["OAUTH2_PROVIDER"]["OIDC_RSA_PRIVATE_KEY"]
+    assert pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert ensure_signing_key(key_file) == (key_file, False)  # kept: ID tokens already issued stay verifiable
+    assert key_file.read_text() == pem
+
+
+def test_the_default_signing_key_file_is_ignored_by_git():
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(EXAMPLE_DIR / "sandbox-oidc-key.pem")], cwd=REPOSITORY, check=False
+    )
+    assert ignored.returncode == 0
 
 
 def test_real_providers_are_configured_from_their_credentials(monkeypatch):
@@ -189,38 +214,18 @@ def test_every_variable_the_settings_read_is_documented_in_env_example(monkeypat
     assert sorted(read - set(DOCUMENTED)) == []
 
 
-# -- the sandbox provider class -------------------------------------------------------------------
+# -- the sandbox provider ---------------------------------------------------------------------------
 
 
-def test_sandbox_provider_is_registered_through_the_class_hook(monkeypatch, settings):
+def test_the_sandbox_is_an_openid_connect_provider_from_settings_alone(monkeypatch, settings):
     settings.BIGOAUTH = load_settings(monkeypatch, SANDBOX_BASE_URL="http://127.0.0.1:5999")["BIGOAUTH"]
     provider = get_provider("sandbox")
 
-    assert type(provider) is SandboxProvider
+    assert type(provider) is OpenIDConnectProvider
     assert provider.display_name == "Sandbox"
-    assert provider.uses_pkce
-    url = provider.authorization_url(redirect_uri="http://127.0.0.1:5999/cb/", state="st", code_challenge="ch")
-    query = parse_qs(urlsplit(url).query)
-    assert url.startswith("http://127.0.0.1:5999/sandbox/o/authorize/?")
-    assert query["code_challenge"] == ["ch"] and query["code_challenge_method"] == ["S256"]
-    assert query["scope"] == ["read"]
-    assert provider.get_api_base_url() + provider.identity_path == "http://127.0.0.1:5999/sandbox/api/me"
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        ({"id": 7, "username": "demo"}, ("7", "demo")),
-        ({"id": "7"}, ("7", "")),
-        ({"username": "demo"}, None),
-        ({"id": None}, None),
-        ([{"id": 7}], None),
-        (None, None),
-    ],
-)
-def test_sandbox_identity_is_the_user_id_and_name(data, expected):
-    identity = SandboxProvider("sandbox", {}).parse_identity(data)
-    assert (identity and (identity.external_id, identity.label)) == expected
+    assert provider.uses_pkce and provider.uses_nonce  # django-oauth-toolkit requires PKCE here
+    assert provider.scopes == ["openid", "offline_access"]
+    assert provider.endpoint_urls() == {"ISSUER": "http://127.0.0.1:5999/sandbox/o"}  # nothing fetched to say so
 
 
 # -- the request log filter ------------------------------------------------------------------------
@@ -323,9 +328,17 @@ def _closed_port() -> int:
 
 
 def manage(*args: str, database: Path, **env: str) -> subprocess.CompletedProcess:
-    """``python example_project/manage.py ...`` as ``make demo`` runs it, on ``database``."""
+    """``python example_project/manage.py ...`` as ``make demo`` runs it, on ``database``.
+
+    The sandbox's signing key lives beside the database, never in the checkout.
+    """
     full_env = {k: v for k, v in os.environ.items() if k not in DOCUMENTED and k != "DJANGO_SETTINGS_MODULE"}
-    full_env.update(DEMO_ENV_FILE="", DATABASE_URL=f"sqlite:///{database}", **env)
+    full_env.update(
+        DEMO_ENV_FILE="",
+        DATABASE_URL=f"sqlite:///{database}",
+        SANDBOX_OIDC_KEY_FILE=str(database.parent / "sandbox-oidc-key.pem"),
+        **env,
+    )
     return subprocess.run(
         [sys.executable, str(EXAMPLE_DIR / "manage.py"), *args],
         cwd=REPOSITORY,
@@ -338,6 +351,11 @@ def manage(*args: str, database: Path, **env: str) -> subprocess.CompletedProces
 
 @pytest.mark.slow
 def test_check_is_clean_out_of_the_box_and_names_a_missing_secret(tmp_path):
+    keyless = manage("check", database=tmp_path / "db.sqlite3")
+    assert keyless.returncode == 0, keyless.stderr  # a warning: demo_setup (make demo) makes the key
+    assert "sandbox.W001" in keyless.stderr + keyless.stdout and "demo_setup" in keyless.stderr + keyless.stdout
+
+    ensure_signing_key(tmp_path / "sandbox-oidc-key.pem")
     clean = manage("check", database=tmp_path / "db.sqlite3")
     assert clean.returncode == 0, clean.stderr
     assert "System check identified no issues" in clean.stdout
@@ -364,10 +382,14 @@ def test_migrate_and_demo_setup_create_the_login_and_the_sandbox_application_ide
     assert first.returncode == 0, first.stderr
     assert "http://127.0.0.1:8000/" in first.stdout and "demo / demo" in first.stdout
     assert "sandbox-demo-secret" not in first.stdout + first.stderr
+    key_file = tmp_path / "sandbox-oidc-key.pem"
+    assert "Sandbox signing key created" in first.stdout and key_file.read_text().startswith("-----BEGIN")
+    pem = key_file.read_text()
 
     again = manage("demo_setup", database=database, SANDBOX_CLIENT_SECRET="a-new-secret")
     assert again.returncode == 0, again.stderr
     assert "Sandbox OAuth application updated" in again.stdout  # the secret changed, so the application did
+    assert "signing key created" not in again.stdout and key_file.read_text() == pem  # the key is kept
 
     # The last line: Django 5.2+ shell first says how many objects it imported.
     state = manage("shell", "-c", SHOW_STATE, database=database).stdout.strip().splitlines()[-1].split()
@@ -423,7 +445,7 @@ def signed_in(site: ExampleSite) -> requests.Session:
     return browser
 
 
-def consent(site: ExampleSite, browser: requests.Session, provider: SandboxProvider, *, allow: bool):
+def consent(site: ExampleSite, browser: requests.Session, provider: Provider, *, allow: bool):
     """Authorise at the sandbox as a browser would; returns (callback query, redirect_uri, verifier)."""
     verifier = secrets.token_urlsafe(48)
     redirect_uri = f"{site.url}/bigoauth/sandbox/callback/"
@@ -443,7 +465,7 @@ def consent(site: ExampleSite, browser: requests.Session, provider: SandboxProvi
 
 @pytest.mark.slow
 def test_the_sandbox_is_a_real_authorisation_server_for_the_apps_client(site, monkeypatch, settings):
-    """Code with PKCE, two-minute tokens, who am I, rotation on refresh, replay refused, revoke."""
+    """Code with PKCE and an ID token, two-minute tokens, userinfo, rotation on refresh, replay refused, revoke."""
     settings.BIGOAUTH = load_settings(monkeypatch, SANDBOX_BASE_URL=site.url)["BIGOAUTH"]
     provider = get_provider("sandbox")
     browser = signed_in(site)
@@ -454,8 +476,9 @@ def test_the_sandbox_is_a_real_authorisation_server_for_the_apps_client(site, mo
     reply = client.exchange_code(provider, callback["code"], redirect_uri=redirect_uri, code_verifier=verifier)
     assert reply.refresh_token
     assert timedelta(seconds=100) < reply.expires_at - timezone.now() <= timedelta(seconds=120)
-    identity = client.fetch_identity(provider, reply.access_token)
-    assert identity is not None and identity.label == "demo"
+    assert reply.id_claims is not None and reply.id_claims["name"] == "demo"  # an RS256 ID token, validated
+    identity = client.fetch_identity(provider, reply.access_token)  # userinfo
+    assert identity is not None and identity.label == "demo" and identity.external_id == reply.id_claims["sub"]
 
     refreshed = client.refresh(provider, reply.refresh_token)
     assert refreshed.access_token != reply.access_token
@@ -466,7 +489,9 @@ def test_the_sandbox_is_a_real_authorisation_server_for_the_apps_client(site, mo
     callback, redirect_uri, verifier = consent(site, browser, provider, allow=True)
     reply = client.exchange_code(provider, callback["code"], redirect_uri=redirect_uri, code_verifier=verifier)
     client.revoke(provider, reply.refresh_token, token_type_hint="refresh_token")
-    me = requests.get(f"{site.url}/sandbox/api/me", headers={"Authorization": f"Bearer {reply.access_token}"})
+    me = requests.get(
+        f"{site.url}/sandbox/o/userinfo/", headers={"Authorization": f"Bearer {reply.access_token}"}, timeout=30
+    )
     assert me.status_code == 401  # revoking the refresh token killed its access token too
 
 

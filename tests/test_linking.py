@@ -401,7 +401,7 @@ def test_a_parse_identity_that_raises_is_a_reply_that_names_nobody(acme, caplog)
 
 def test_the_readme_provider_example_reads_its_reply_defensively():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### Adding a provider", 1)[1]
+    section = readme.split("### Adding a provider in code", 1)[1]
     source = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace = {}
     exec(compile(source, "README.md", "exec"), namespace)

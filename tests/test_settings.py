@@ -44,13 +44,12 @@ def test_unknown_attribute_is_an_attribute_error():
         bigoauth_settings.NOT_A_SETTING  # noqa: B018
 
 
-def test_provider_config_fills_every_documented_key():
+def test_provider_config_fills_every_key_every_provider_accepts():
     config = bigoauth_settings.provider_config("bigin")
     for key in (
         "CLIENT_ID",
         "CLIENT_SECRET",
         "SCOPES",
-        "DATA_CENTRE",
         "CLASS",
         "REDIRECT_URI",
         "PKCE",
@@ -59,6 +58,21 @@ def test_provider_config_fills_every_documented_key():
         "TOKEN_URL",
         "REVOKE_URL",
         "API_BASE_URL",
-        "ACCOUNTS_SERVERS",
+        "EXTRA_AUTHORIZE_PARAMS",
     ):
         assert key in config
+    assert config["DATA_CENTRE"] == "us"  # as given
+
+
+def test_zoho_keys_are_the_bigin_providers_own_declaration():
+    from django_bigoauth.providers.base import COMMON_SETTINGS_KEYS, Provider
+    from django_bigoauth.providers.biggerplate import BiggerplateProvider
+    from django_bigoauth.providers.bigin import BiginProvider
+    from django_bigoauth.providers.generic import OAuth2Provider, OpenIDConnectProvider
+
+    zoho = {"DATA_CENTRE", "ACCOUNTS_SERVERS", "API_DOMAINS"}
+    assert zoho <= BiginProvider.settings_keys
+    assert zoho.isdisjoint(Provider.settings_keys | BiggerplateProvider.settings_keys)
+    assert zoho.isdisjoint(OpenIDConnectProvider.settings_keys)
+    assert "ISSUER" in OpenIDConnectProvider.settings_keys and "ISSUER" not in OAuth2Provider.settings_keys
+    assert COMMON_SETTINGS_KEYS <= BiginProvider.settings_keys & OpenIDConnectProvider.settings_keys

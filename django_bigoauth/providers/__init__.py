@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-from ..conf import BUILTIN_PROVIDER_CLASSES, bigoauth_settings
+from ..conf import BUILTIN_PROVIDER_CLASSES, OAUTH2_CLASS, OPENID_CONNECT_CLASS, bigoauth_settings
 from ..exceptions import BigOAuthError
 from .base import CallbackContext, Identity, Provider, TokenReply, import_provider_class
 
@@ -34,10 +34,22 @@ class UnknownProvider(BigOAuthError, LookupError):
 
 
 def provider_class_path(slug: str, config: dict) -> str:
+    """``CLASS``; else the built-in class of the slug; else a standard server from its settings.
+
+    ``ISSUER`` makes an OpenID Connect provider, ``AUTHORIZE_URL`` with ``TOKEN_URL`` a plain
+    OAuth 2.0 one. Decided from the settings alone: nothing is fetched here.
+    """
     path = config.get("CLASS") or BUILTIN_PROVIDER_CLASSES.get(slug)
-    if not path:
-        raise ImproperlyConfigured(f"BIGOAUTH provider {slug!r} is not built in; name its class with 'CLASS'.")
-    return path
+    if path:
+        return path
+    if config.get("ISSUER"):
+        return OPENID_CONNECT_CLASS
+    if config.get("AUTHORIZE_URL") and config.get("TOKEN_URL"):
+        return OAUTH2_CLASS
+    raise ImproperlyConfigured(
+        f"BIGOAUTH provider {slug!r} is not built in; give its ISSUER (OpenID Connect), its AUTHORIZE_URL "
+        "and TOKEN_URL (OAuth 2.0), or name its class with 'CLASS'."
+    )
 
 
 def get_provider(slug: str) -> Provider:

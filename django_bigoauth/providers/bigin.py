@@ -7,9 +7,9 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from ..exceptions import AccountsServerNotAllowed, CallbackError, UnsafeURL
+from ..exceptions import AccountsServerNotAllowed, CallbackError, SelfClientError, UnsafeURL
 from ..netloc import origin
-from .base import CallbackContext, Identity, Provider, _number
+from .base import COMMON_SETTINGS_KEYS, CallbackContext, Identity, Provider, _number
 
 # data centre -> (accounts server, API domain); ACCOUNTS_SERVERS replaces the first column.
 DATA_CENTRES: dict[str, tuple[str, str]] = {
@@ -30,6 +30,10 @@ DEFAULT_DATA_CENTRE = "us"
 
 class BiginProvider(Provider):
     name = "Bigin"
+    # Zoho's notions (data centres, accounts servers, API domains) live here, not in the base.
+    settings_keys = COMMON_SETTINGS_KEYS | {"DATA_CENTRE", "ACCOUNTS_SERVERS", "API_DOMAINS"}
+    # Zoho's API console makes "self client" codes, exchanged at a data centre without a redirect.
+    supports_self_client = True
     default_scopes = ("ZohoBigin.modules.ALL", "ZohoBigin.org.READ")
     scope_separator = ","
     auth_header_format = "Zoho-oauthtoken"
@@ -41,12 +45,24 @@ class BiginProvider(Provider):
     # Zoho's API answers 401 {"code": "OAUTH_SCOPE_MISMATCH"} to a token without the scope.
     scope_error_codes = frozenset({"OAUTH_SCOPE_MISMATCH", "insufficient_scope"})
     #: scopes that let ``identity_path`` read the organisation (compared case-sensitively, as Zoho does)
-    org_read_scopes = frozenset({"ZohoBigin.org.READ", "ZohoBigin.org.ALL"})
+    identity_scopes = frozenset({"ZohoBigin.org.READ", "ZohoBigin.org.ALL"})
+    org_read_scopes = identity_scopes
 
     @property
     def reads_organisation(self) -> bool:
         """Whether the scopes asked for let the organisation, the account's external id, be read."""
         return not self.org_read_scopes.isdisjoint(self.scopes)
+
+    @classmethod
+    def settings_type_errors(cls, entry: Mapping[str, Any]) -> list[str]:
+        errors = []
+        for key in ("ACCOUNTS_SERVERS", "API_DOMAINS"):
+            value = entry.get(key)
+            if value is not None and not (
+                isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+            ):
+                errors.append(f"{key} must be a dict of data-centre code -> URL.")
+        return errors
 
     # -- data centres ----------------------------------------------------------------
 
@@ -92,6 +108,38 @@ class BiginProvider(Provider):
             if origin(server) == wanted:
                 return code
         return ""
+
+    def self_client_context(
+        self, *, accounts_server: str | None = None, data_centre: str | None = None
+    ) -> CallbackContext:
+        """Where a self-client code is exchanged: an allow-listed accounts server, named or by data centre.
+
+        Raises ``SelfClientError`` (with a message for the operator) for anything else, before
+        any secret is sent.
+        """
+        servers = self.accounts_servers
+        if accounts_server and data_centre:
+            raise SelfClientError(_("Pass either --accounts-server or --data-centre, not both."))
+        if accounts_server:
+            try:
+                server = self.allowed_accounts_server(accounts_server)
+            except AccountsServerNotAllowed:
+                raise SelfClientError(
+                    _(
+                        "%(url)s is not an accounts server this site trusts; the client secret is not sent there. "
+                        "Known servers: %(known)s (BIGOAUTH ACCOUNTS_SERVERS)."
+                    )
+                    % {"url": accounts_server, "known": ", ".join(sorted(servers.values()))}
+                ) from None
+        else:
+            code = (data_centre or self.data_centre).lower()
+            if code not in servers:
+                raise SelfClientError(
+                    _("Unknown data centre %(code)r; known: %(known)s.")
+                    % {"code": code, "known": ", ".join(sorted(servers))}
+                )
+            server = servers[code]
+        return CallbackContext(accounts_server=server, data_centre=self.data_centre_of(server))
 
     def configuration_errors(self) -> list[str]:
         if self.data_centre not in self.accounts_servers:

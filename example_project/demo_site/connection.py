@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import requests
 from django.utils.translation import gettext as _
@@ -43,21 +44,24 @@ class ConnectionResult:
         return not self.error and self.status is not None and 200 <= self.status < 300
 
 
-def api_path(account: LinkedAccount) -> str:
-    """Which endpoint names the account: the provider's identity path.
+def api_url(account: LinkedAccount) -> str:
+    """Which endpoint names the account: the provider's identity endpoint, "/" when it has none.
 
-    Sandbox: ``/me`` (who am I); Biggerplate: ``/users/me``; Bigin: ``/bigin/v2/org``.
+    Sandbox (and any OpenID Connect provider): userinfo; Biggerplate: ``/users/me``; Bigin:
+    ``/bigin/v2/org``. The session sends the token there only if it is on the account's API origin.
     """
-    return account.provider_instance.identity_path or "/"
+    return account.provider_instance.get_identity_url(account.api_domain) or "/"
 
 
 def test_connection(account: LinkedAccount) -> ConnectionResult:
-    result = ConnectionResult(account=account, path=api_path(account))
+    result = ConnectionResult(account=account, path="/")
     before = _token_state(account)
     result.expires_before = before[0]
     try:
+        url = api_url(account)
+        result.path = urlsplit(url).path or "/"
         with account.session() as session:
-            response = session.get(result.path, headers={"Accept": "application/json"})
+            response = session.get(url, headers={"Accept": "application/json"})
     except ReauthorizationRequired:
         result.error = _("The provider no longer accepts this account's refresh token: connect it again.")
     except AccountRevoked:

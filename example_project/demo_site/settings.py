@@ -144,16 +144,17 @@ def _real_provider(prefix: str, **extra: object) -> dict[str, object] | None:
     return entry
 
 
+# The sandbox is the OpenID Connect provider this site serves under /sandbox/o/: its issuer
+# depends on the address the site is served on, hence SANDBOX_BASE_URL.
+SANDBOX_ISSUER = f"{SANDBOX_BASE_URL}/sandbox/o"
+
 PROVIDERS: dict[str, dict[str, object]] = {}
 if SANDBOX_ENABLED:
+    # A standard server needs no class and no endpoint URLs: its ISSUER is enough (discovery).
     PROVIDERS["sandbox"] = {
-        "CLASS": "sandbox.provider.SandboxProvider",
+        "ISSUER": SANDBOX_ISSUER,
         "CLIENT_ID": env.str("SANDBOX_CLIENT_ID", default="sandbox-client"),
         "CLIENT_SECRET": env.str("SANDBOX_CLIENT_SECRET", default="sandbox-demo-secret"),
-        "AUTHORIZE_URL": f"{SANDBOX_BASE_URL}/sandbox/o/authorize/",
-        "TOKEN_URL": f"{SANDBOX_BASE_URL}/sandbox/o/token/",
-        "REVOKE_URL": f"{SANDBOX_BASE_URL}/sandbox/o/revoke_token/",
-        "API_BASE_URL": f"{SANDBOX_BASE_URL}/sandbox/api",
     }
 
 
@@ -178,9 +179,18 @@ BIGOAUTH = {
     "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
 }
 
-# -- the sandbox: a real OAuth 2.0 authorisation server (django-oauth-toolkit) ------------------
+# -- the sandbox: a real OpenID Connect provider (django-oauth-toolkit) ---------------------------
+
+# Its RS256 signing key: made by `manage.py demo_setup`, kept out of git (see .gitignore).
+SANDBOX_OIDC_KEY_FILE = Path(env.str("SANDBOX_OIDC_KEY_FILE", default=str(BASE_DIR / "sandbox-oidc-key.pem")))
 
 OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": SANDBOX_OIDC_KEY_FILE.read_text() if SANDBOX_OIDC_KEY_FILE.is_file() else "",
+    # The issuer in the discovery document, the ID tokens and the callback's iss (RFC 9207).
+    "OIDC_ISS_ENDPOINT": SANDBOX_ISSUER,
+    # name, preferred_username (and email) in ID tokens and at userinfo, whatever the scopes.
+    "OAUTH2_VALIDATOR_CLASS": "sandbox.validator.SandboxValidator",
     # Two minutes, so that a person trying the demo sees a token go stale and get refreshed.
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("SANDBOX_TOKEN_LIFETIME", default=120),
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 120,
@@ -189,8 +199,11 @@ OAUTH2_PROVIDER = {
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "PKCE_REQUIRED": True,
-    "SCOPES": {"read": "Tell the demo site who you are"},
-    "DEFAULT_SCOPES": ["read"],
+    "SCOPES": {
+        "openid": "Tell the demo site who you are",
+        "offline_access": "Stay connected when you are away (a refresh token)",
+    },
+    "DEFAULT_SCOPES": ["openid"],
     # RFC 8252: any port on a loopback redirect URI; treat "localhost" like 127.0.0.1 too.
     "ALLOW_LOCALHOST_LOOPBACK": True,
     # Adopt django-oauth-toolkit's RFC 9700 (OAuth security BCP) behaviour now.

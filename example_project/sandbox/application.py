@@ -56,7 +56,8 @@ def ensure_application(using: str = "default") -> tuple[object | None, bool]:
         "redirect_uris": " ".join(redirect_uris()),
         # The point of the demo is to see the consent page.
         "skip_authorization": False,
-        "algorithm": Application.NO_ALGORITHM,
+        # ID tokens signed with the sandbox's RSA key (sandbox/keys.py), checked against its key set.
+        "algorithm": Application.RS256_ALGORITHM,
     }
     application = Application.objects.using(using).filter(client_id=config["CLIENT_ID"]).first()
     if application is None:

@@ -1,20 +1,22 @@
-"""The sandbox's one protected API endpoint."""
+"""The sandbox's discovery document: django-oauth-toolkit's, plus its revocation endpoint.
+
+oidc-provider, Keycloak and Google publish ``revocation_endpoint`` (RFC 7009, registered for
+discovery documents by RFC 8414) in their OpenID Connect discovery document too, so the app
+finds where to revoke from the issuer alone; django-oauth-toolkit puts it only in its RFC 8414
+document, so the sandbox adds it here.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
-from oauth2_provider.decorators import protected_resource
+import json
+
+from oauth2_provider.views import ConnectDiscoveryInfoView
 
 
-@require_GET
-@protected_resource(scopes=["read"], advertise_metadata=True)
-def me(request: HttpRequest) -> JsonResponse:
-    """Who the bearer token belongs to: ``{"id": ..., "username": ...}``.
-
-    A missing, expired or revoked token never gets here: django-oauth-toolkit answers 401 with
-    a ``WWW-Authenticate: Bearer`` challenge (RFC 6750), which is what makes the app's API
-    session force one refresh and retry.
-    """
-    user = request.resource_owner
-    return JsonResponse({"id": user.pk, "username": user.get_username()})
+class DiscoveryView(ConnectDiscoveryInfoView):
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        data = json.loads(response.content)
+        data["revocation_endpoint"] = self._get_endpoint_url(request, "revoke-token", required=True)
+        response.content = json.dumps(data)
+        return response

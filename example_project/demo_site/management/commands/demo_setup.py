@@ -1,4 +1,4 @@
-"""``manage.py demo_setup``: the demo login and the sandbox's OAuth application, idempotently.
+"""``manage.py demo_setup``: the demo login, the sandbox's OAuth application and signing key, idempotently.
 
 Run after ``migrate`` (``make demo`` does both, then ``runserver``). Safe to run again: it
 changes nothing that is already right, except that it resets the demo user's password to
@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
 from sandbox.application import ensure_application
+from sandbox.keys import ensure_signing_key
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - the published demo login, for 127.0.0.1 only
@@ -29,7 +30,7 @@ def ensure_demo_user() -> tuple[object, bool]:
 
 
 class Command(BaseCommand):
-    help = "Create the demo login (demo/demo, a superuser) and the sandbox OAuth application."
+    help = "Create the demo login (demo/demo, a superuser), the sandbox OAuth application and its signing key."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--url", default=DEFAULT_URL, help="The URL to print for the site (default: %(default)s).")
@@ -42,6 +43,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write(_("Demo login reset: %(username)s / %(password)s") % login)
         application, changed = ensure_application()
+        if settings.SANDBOX_ENABLED:
+            path, created = ensure_signing_key(settings.SANDBOX_OIDC_KEY_FILE)
+            if created:
+                self.stdout.write(_("Sandbox signing key created in %(path)s (not in git).") % {"path": path})
         if application is None:
             self.stdout.write(_("The sandbox provider is off (SANDBOX_ENABLED), so it has no OAuth application."))
         elif changed:
