@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import steps
 from .exceptions import AccountNotFound, MultipleAccountsFound
 from .models import LinkedAccount
+
+__all__ = ["get_account"]
 
 
 def get_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
@@ -13,11 +16,15 @@ def get_account(provider: str, user: Any = None, label: str | None = None) -> Li
 
     Revoked accounts are not considered. Pass ``label`` when there are several.
     """
+    return steps.run(_find(provider, user, label))
+
+
+def _find(provider: str, user: Any, label: str | None) -> steps.StepGenerator[LinkedAccount]:
     queryset = LinkedAccount.objects.filter(provider=provider).exclude(status=LinkedAccount.Status.REVOKED)
     queryset = queryset.filter(user__isnull=True) if user is None else queryset.filter(user=user)
     if label is not None:
         queryset = queryset.filter(label=label)
-    matches = list(queryset[:21])
+    matches = yield steps.Fetch(queryset[:21])
     owner = "the site" if user is None else f"user {getattr(user, 'pk', user)}"
     if not matches:
         suffix = f" labelled {label!r}" if label is not None else ""

@@ -41,7 +41,7 @@ from typing import Any
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import client, crypto, policy, signals, store
+from . import client, crypto, policy, signals, steps, store
 from .conf import bigoauth_settings
 from .exceptions import (
     AccountRevoked,
@@ -92,24 +92,7 @@ def get_access_token(account: LinkedAccount) -> str:
 @sensitive_variables()
 def current_token(account: LinkedAccount) -> CurrentToken:
     """The stored token, refreshed first when stale: one query and no HTTP when it is fresh."""
-    # A slice, not .first(): there is at most one row (one token per account), and .first()
-    # would add an ORDER BY and cost about a fifth of the hot path in query building.
-    queryset = Token.objects.filter(account_id=account.pk).values_list(
-        "access_token", "expires_at", "refreshed_at", "generation", "account__status"
-    )
-    try:
-        row = next(iter(queryset[:1]), None)
-        if row is None:
-            raise _missing_token_error(account)
-        access_token = crypto.check_binding(row[0], owner=account.pk, field="access_token")
-    except TokenDecryptionError as exc:
-        raise _decryption_error(account, exc) from exc
-    _, expires_at, obtained_at, generation, status = row
-    _check_status(account, status)
-    token = CurrentToken(access_token, generation, expires_at, obtained_at)
-    if not token.is_stale(timezone.now()):
-        return token
-    return refresh_token_now(account, generation)
+    return steps.run(current_steps(account))
 
 
 def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_generation: int | None = None) -> str:
@@ -120,15 +103,7 @@ def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_ge
     admin's "Refresh now"); without ``seen_generation``, the generation stored now is the one
     to replace.
     """
-    if not force:
-        return get_access_token(account)
-    if seen_generation is None:
-        state = store.read_claim_state(store.token_db(), account.pk)
-        if state is None:
-            raise _missing_token_error(account)
-        _check_status(account, state.status)
-        seen_generation = state.generation
-    return refresh_token_now(account, seen_generation).access_token
+    return steps.run(refresh_steps(account, force, seen_generation)).access_token
 
 
 @sensitive_variables()
@@ -146,6 +121,64 @@ def refresh_token_now(account: LinkedAccount, seen_generation: int) -> CurrentTo
     else:
         outcome = _flights.run((account.pk, seen_generation), lambda: _refresh(account, route.db, seen_generation))
     return outcome.finish(account)
+
+
+# -- the decisions, written once: generators that yield their I/O (see steps.py) -------------------
+
+
+def current_steps(account: LinkedAccount) -> steps.StepGenerator[CurrentToken]:
+    """The hot path: one row (token, expiry, generation, account status); a refresh when stale."""
+    # A slice, not .first(): there is at most one row (one token per account), and .first()
+    # would add an ORDER BY and cost about a fifth of the hot path in query building.
+    queryset = Token.objects.filter(account_id=account.pk).values_list(
+        "access_token", "expires_at", "refreshed_at", "generation", "account__status"
+    )
+    try:
+        rows = yield steps.Fetch(queryset[:1])
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account, exc) from exc
+    if not rows:
+        raise (yield from _missing_token_steps(account))
+    token = _token_of_row(account, rows[0])
+    if token.is_stale(timezone.now()):
+        token = yield steps.Refresh(account, token.generation)
+    return token
+
+
+def refresh_steps(
+    account: LinkedAccount, force: bool, seen_generation: int | None
+) -> steps.StepGenerator[CurrentToken]:
+    if not force:
+        return (yield from current_steps(account))
+    if seen_generation is None:
+        state = store.claim_state((yield steps.Fetch(store.claim_state_query(store.token_db(), account.pk))))
+        if state is None:
+            raise (yield from _missing_token_steps(account))
+        _check_status(account, state.status)
+        seen_generation = state.generation
+    return (yield steps.Refresh(account, seen_generation))
+
+
+def _missing_token_steps(account: LinkedAccount) -> steps.StepGenerator[BigOAuthError]:
+    """The error for an account without a token row: revoked, or to be linked again."""
+    # The in-memory account may predate a revoke made elsewhere: ask the database.
+    rows = yield steps.Fetch(LinkedAccount.objects.filter(pk=account.pk).values_list("status", flat=True)[:1])
+    status = rows[0] if rows else None
+    if status == LinkedAccount.Status.REVOKED or (status is None and account.status == LinkedAccount.Status.REVOKED):
+        return AccountRevoked(f"Account {account.pk} ({account.provider}) was revoked and has no token.")
+    return ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no token; link it again.")
+
+
+@sensitive_variables()
+def _token_of_row(account: LinkedAccount, row: tuple) -> CurrentToken:
+    """The hot path's row as a usable token; raises for a revoked, needs-re-auth or tampered one."""
+    access_token, expires_at, obtained_at, generation, status = row
+    try:
+        access_token = crypto.check_binding(access_token, owner=account.pk, field="access_token")
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account, exc) from exc
+    _check_status(account, status)
+    return CurrentToken(access_token, generation, expires_at, obtained_at)
 
 
 # -- one flight per account and generation, in this process ---------------------------------------
@@ -183,10 +216,8 @@ class _Flights:
                 with self._lock:
                     self._flights.pop(key, None)
                 flight.done.set()
-        # The leader is bounded by the claim's lifetime; a little more covers its database write.
-        bound = policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT).total_seconds() * 2
-        if not flight.done.wait(bound):
-            raise RefreshError(f"A refresh of account {key[0]} is in progress in this process; try again shortly.")
+        if not flight.done.wait(_flight_bound()):
+            raise _still_in_flight(key)
         if flight.error is not None:
             # A copy: one exception object raised in several threads would share its traceback.
             raise copy.copy(flight.error) from None
@@ -195,6 +226,15 @@ class _Flights:
 
 
 _flights = _Flights()
+
+
+def _flight_bound() -> float:
+    """How long a follower waits for its leader: the claim's lifetime, and as long again for its database write."""
+    return policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT).total_seconds() * 2
+
+
+def _still_in_flight(key: tuple[Any, int]) -> RefreshError:
+    return RefreshError(f"A refresh of account {key[0]} is in progress in this process; try again shortly.")
 
 
 # -- the refresh itself --------------------------------------------------------------------------
@@ -395,11 +435,7 @@ def _check_status(account: LinkedAccount, status: str) -> None:
 
 
 def _missing_token_error(account: LinkedAccount) -> BigOAuthError:
-    # The in-memory account may predate a revoke made elsewhere: ask the database.
-    status = LinkedAccount.objects.filter(pk=account.pk).values_list("status", flat=True).first()
-    if status == LinkedAccount.Status.REVOKED or (status is None and account.status == LinkedAccount.Status.REVOKED):
-        return AccountRevoked(f"Account {account.pk} ({account.provider}) was revoked and has no token.")
-    return ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no token; link it again.")
+    return steps.run(_missing_token_steps(account))
 
 
 def _decryption_error(account: LinkedAccount, cause: TokenDecryptionError) -> TokenDecryptionError:
