@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import steps
+from .asyncsupport import require_async_extra
 from .exceptions import AccountNotFound, MultipleAccountsFound
 from .models import LinkedAccount
 
-__all__ = ["get_account"]
+__all__ = ["aget_account", "get_account"]
 
 
 def get_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
@@ -17,6 +18,16 @@ def get_account(provider: str, user: Any = None, label: str | None = None) -> Li
     Revoked accounts are not considered. Pass ``label`` when there are several.
     """
     return steps.run(_find(provider, user, label))
+
+
+async def aget_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
+    """``get_account()`` for async code, through Django's async ORM: same arguments, same exceptions.
+
+    ``user`` must be a loaded user (``await request.auser()``), not ``request.user``, whose lazy
+    loading is a sync query.
+    """
+    require_async_extra()
+    return await steps.arun(_find(provider, user, label))
 
 
 def _find(provider: str, user: Any, label: str | None) -> steps.StepGenerator[LinkedAccount]:

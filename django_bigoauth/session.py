@@ -14,8 +14,8 @@
   parse) become ``BigOAuthError`` without their text, which can quote the header, and so the
   token.
 
-All of that is decided once, in :class:`SessionCore`, whose steps ``AccountSession`` only
-carries out: any other client can send what they ask for without deciding anything again.
+All of that is decided once, in :class:`SessionCore`, which ``session()`` (requests, here) and
+``asession()`` (httpx, ``asession.py``) share: each only sends what the core's steps ask for.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Send:
 
 
 class SessionCore:
-    """What an API session of one account decides; the client only sends. No I/O.
+    """What an API session of one account decides, for ``session()`` and ``asession()`` alike. No I/O.
 
     The API base (checked here, before anything is sent), where a URL may go, the header that
     carries the token, the token the session keeps, and the steps of one call (:meth:`call_steps`).

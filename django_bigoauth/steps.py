@@ -3,11 +3,14 @@
 The hot path, the forced refresh, an API call's 401 rules and ``get_account`` are written once,
 as generators (the "bring your own I/O" design of h11). A generator yields a *step* (rows to
 fetch, a refresh to make, a request to send) and gets the step's result back, or has the step's
-exception raised where it yielded. The sync API drives a generator with :func:`run`; a driver
-decides nothing, it only moves rows and bytes::
+exception raised where it yielded. The sync API drives a generator with :func:`run`, the async
+API with :func:`arun`; the drivers decide nothing, they only move rows and bytes::
 
-    def current_token(account):
-        return steps.run(current_steps(account))
+    def current_token(account):               # sync shell
+        return steps.run(_current_steps(account))
+
+    async def acurrent_token(account):        # async shell
+        return await steps.arun(_current_steps(account))
 
 Rows come back in :class:`Rows`, whose repr shows no value: a generator's frame in an error
 report is not covered by ``sensitive_variables`` (its caller is gone by then), and a row can
@@ -17,7 +20,7 @@ hold a decrypted token.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
     from .models import LinkedAccount
 
-__all__ = ["Fetch", "Refresh", "Rows", "Steps", "do", "run"]
+__all__ = ["Fetch", "Refresh", "Rows", "Steps", "ado", "arun", "do", "run"]
 
 T = TypeVar("T")
 #: A decision generator: yields steps, receives their results, returns its answer.
@@ -46,7 +49,8 @@ class Fetch:
 class Refresh:
     """Make sure a token newer than ``seen_generation`` is stored; the result is a ``CurrentToken``.
 
-    ``tokens.refresh_token_now``.
+    Sync: ``tokens.refresh_token_now``. Async: ``tokens.arefresh_token_now``, which shares one
+    future per account among the coroutines of a loop and runs the sync one off the loop.
     """
 
     account: LinkedAccount
@@ -100,6 +104,18 @@ def run(generator: StepGenerator[T], perform: Callable[[Any], Any] | None = None
     return steps.value
 
 
+async def arun(generator: StepGenerator[T], perform: Callable[[Any], Awaitable[Any]] | None = None) -> T:
+    """Drive ``generator`` on the event loop: each step awaited through ``perform`` (default :func:`ado`)."""
+    perform = perform or ado
+    steps = Steps(generator)
+    while (step := steps.next_step()) is not None:
+        try:
+            steps.succeeded(await perform(step))
+        except Exception as exc:  # noqa: BLE001 - raised in the generator, where it yielded
+            steps.failed(exc)
+    return steps.value
+
+
 def do(step: Fetch | Refresh) -> Any:
     """The sync I/O of a step."""
     if isinstance(step, Fetch):
@@ -107,3 +123,12 @@ def do(step: Fetch | Refresh) -> Any:
     from .tokens import refresh_token_now
 
     return refresh_token_now(step.account, step.seen_generation)
+
+
+async def ado(step: Fetch | Refresh) -> Any:
+    """The async I/O of a step: Django's async ORM for rows; a refresh off the loop."""
+    if isinstance(step, Fetch):
+        return Rows([row async for row in step.queryset])
+    from .tokens import arefresh_token_now
+
+    return await arefresh_token_now(step.account, step.seen_generation)

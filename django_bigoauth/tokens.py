@@ -26,15 +26,24 @@ Inside the caller's own transaction the refresh is written through a second conn
 (``store.route``), so a rollback cannot lose it; where that is impossible it is written in the
 caller's transaction, with a warning, and such callers neither lead nor join a flight (they
 may hold the row lock that a leader would wait for).
+
+**Async.** ``acurrent_token()`` and friends take the same steps (``steps.py``): the hot path
+reads its row with Django's async ORM; a refresh is awaited on one future per account and
+generation by the coroutines of a loop, and the first of them runs ``refresh_token_now`` in a
+worker thread, so it joins the threads' flight and the processes' claim above. The event loop
+never waits on the database lock, the claim or the provider.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +51,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import client, crypto, policy, signals, steps, store
+from .asyncsupport import off_loop, require_async_extra
 from .conf import bigoauth_settings
 from .exceptions import (
     AccountRevoked,
@@ -57,7 +67,17 @@ from .exceptions import (
 from .models import LinkedAccount, Token
 from .redaction import mask
 
-__all__ = ["CurrentToken", "current_token", "get_access_token", "refresh_access_token", "refresh_token_now"]
+__all__ = [
+    "CurrentToken",
+    "acurrent_token",
+    "aget_access_token",
+    "arefresh_access_token",
+    "arefresh_token_now",
+    "current_token",
+    "get_access_token",
+    "refresh_access_token",
+    "refresh_token_now",
+]
 
 logger = logging.getLogger("django_bigoauth")
 
@@ -121,6 +141,47 @@ def refresh_token_now(account: LinkedAccount, seen_generation: int) -> CurrentTo
     else:
         outcome = _flights.run((account.pk, seen_generation), lambda: _refresh(account, route.db, seen_generation))
     return outcome.finish(account)
+
+
+# -- the async shells ------------------------------------------------------------------------------
+
+
+async def aget_access_token(account: LinkedAccount) -> str:
+    """``get_access_token()`` for async code: Django's async ORM on the hot path; a refresh runs off the loop."""
+    require_async_extra()
+    return (await acurrent_token(account)).access_token
+
+
+@sensitive_variables()
+async def acurrent_token(account: LinkedAccount) -> CurrentToken:
+    """``current_token()`` for async code: the same steps, awaited."""
+    return await steps.arun(current_steps(account))
+
+
+async def arefresh_access_token(
+    account: LinkedAccount, *, force: bool = False, seen_generation: int | None = None
+) -> str:
+    """``refresh_access_token()`` for async code; the refresh itself runs off the loop."""
+    require_async_extra()
+    return (await steps.arun(refresh_steps(account, force, seen_generation))).access_token
+
+
+@sensitive_variables()
+async def arefresh_token_now(account: LinkedAccount, seen_generation: int) -> CurrentToken:
+    """``refresh_token_now()`` for async code, without blocking the event loop.
+
+    The coroutines of one loop that want the same refresh await one future (per account and
+    generation). The first runs ``refresh_token_now`` in a worker thread
+    (``sync_to_async(thread_sensitive=False)``), so that it joins this process's threads in
+    their flight and the other processes in the claim on the token row: one refresh in all.
+    The worker thread closes its database connections when done.
+    """
+    key = (account.pk, seen_generation)
+    try:
+        return await _async_flights.run(key, lambda: off_loop(refresh_token_now)(account, seen_generation))
+    except BigOAuthError as exc:
+        _note_failure(account, exc)  # the leader's copy was marked in the worker thread; a follower's here
+        raise
 
 
 # -- the decisions, written once: generators that yield their I/O (see steps.py) -------------------
@@ -228,6 +289,50 @@ class _Flights:
 _flights = _Flights()
 
 
+class _AsyncFlights:
+    """Coroutines of one event loop that want the same refresh await one task instead of each a thread.
+
+    The task is shielded: a leader that is cancelled (its request went away) leaves the refresh
+    running for the others, as a thread's leader would. Followers get a copy of the leader's
+    exception, as threads do.
+    """
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, int], asyncio.Task]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()  # several loops, in several threads, may look up their table at once
+
+    async def run(self, key: tuple[Any, int], work: Callable[[], Awaitable[CurrentToken]]) -> CurrentToken:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            flights = self._loops.setdefault(loop, {})
+        task = flights.get(key)
+        leader = task is None
+        if task is None:
+            task = flights[key] = loop.create_task(work())
+            task.add_done_callback(lambda done: _landed(flights, key, done))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), _flight_bound())
+        except asyncio.TimeoutError:
+            raise _still_in_flight(key) from None
+        except Exception as exc:
+            if leader:
+                raise
+            # A copy, as for threads: one exception object raised in several coroutines would share its traceback.
+            raise copy.copy(exc) from None
+
+
+def _landed(flights: dict[tuple[Any, int], asyncio.Task], key: tuple[Any, int], task: asyncio.Task) -> None:
+    if flights.get(key) is task:
+        del flights[key]
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure nobody awaits any more is not logged as "never retrieved"
+
+
+_async_flights = _AsyncFlights()
+
+
 def _flight_bound() -> float:
     """How long a follower waits for its leader: the claim's lifetime, and as long again for its database write."""
     return policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT).total_seconds() * 2
@@ -257,16 +362,21 @@ class _Outcome:
         return _Outcome(token=self.token, failure=self.failure)
 
     def finish(self, account: LinkedAccount) -> CurrentToken:
-        if isinstance(self.failure, ReauthorizationRequired):
-            account.status = LinkedAccount.Status.NEEDS_REAUTH
+        if self.failure is not None:
+            _note_failure(account, self.failure)
             if self.marked_needs_reauth:
                 signals.reauthorization_required.send(sender=LinkedAccount, account=account)
-        if self.failure is not None:
             raise self.failure
         if self.refreshed:
             signals.token_refreshed.send(sender=LinkedAccount, account=account)
         assert self.token is not None
         return self.token
+
+
+def _note_failure(account: LinkedAccount, failure: BaseException) -> None:
+    """What a failed refresh changes in every caller's copy of the account, leader's and followers' alike."""
+    if isinstance(failure, ReauthorizationRequired):
+        account.status = LinkedAccount.Status.NEEDS_REAUTH
 
 
 @sensitive_variables()
