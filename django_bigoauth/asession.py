@@ -19,6 +19,7 @@ Imported only by ``LinkedAccount.asession()``, after ``require_async_extra()``: 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import steps
 from .conf import bigoauth_settings
-from .session import Send, SessionCore
+from .session import ReadToken, Send, SessionCore
 
 if TYPE_CHECKING:
     from .models import LinkedAccount
@@ -81,6 +82,8 @@ class _AccountAuth(httpx.Auth):
 
     def __init__(self, core: SessionCore) -> None:
         self.core = core
+        # Requests sent side by side wait for one read of the token (and its refresh, if stale).
+        self._reading = asyncio.Lock()
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("asession() is an async client; in sync code use account.session().")
@@ -95,6 +98,9 @@ class _AccountAuth(httpx.Auth):
                     if response.status_code == 401:
                         await response.aread()  # the 401 rules read its body (a scope error?)
                     call.succeeded(response)
+                elif isinstance(step, ReadToken):
+                    async with self._reading:
+                        call.succeeded(await steps.arun(self.core.token_steps()))
                 else:
                     call.succeeded(await steps.ado(step))
             except Exception as exc:  # noqa: BLE001 - raised in the steps, where they yielded

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .providers import Provider
     from .tokens import CurrentToken
 
-__all__ = ["AccountSession", "Send", "SessionCore"]
+__all__ = ["AccountSession", "ReadToken", "Send", "SessionCore"]
 
 #: An ``Authorization`` value every HTTP client sends as it is: printable ASCII words, one space
 #: apart. A stored token outside it (written into the table by hand) would make requests or h11
@@ -60,6 +60,15 @@ class Send:
 
     def __repr__(self) -> str:
         return f"<Send generation={self.token.generation} retry={self.replaces is not None}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadToken:
+    """A session step: the token to send, from :meth:`SessionCore.token_steps`; the result is a ``CurrentToken``.
+
+    A step of its own so that a client sending requests side by side (``asession()`` with
+    ``asyncio.gather``) reads the token for all of them once, not once each.
+    """
 
 
 class SessionCore:
@@ -123,7 +132,7 @@ class SessionCore:
 
     def call_steps(self, url: str) -> steps.StepGenerator[Any]:
         """One API call: the kept token, one send, and after a 401 at most one more (``policy.after_401``)."""
-        token = yield from self._token_steps()
+        token = yield ReadToken()
         response = yield Send(token)
         if response.status_code != 401:
             return response
@@ -141,12 +150,12 @@ class SessionCore:
             return response
         if decision is policy.After401.REFRESH:
             self.token = yield steps.Refresh(self.account, token.generation)
-        else:
+        elif self.token is not None and self.token.generation == token.generation:
             self.token = None  # another worker stored a newer token: read it
-        token = yield from self._token_steps()
+        token = yield ReadToken()
         return (yield Send(token, replaces=response))
 
-    def _token_steps(self) -> steps.StepGenerator[CurrentToken]:
+    def token_steps(self) -> steps.StepGenerator[CurrentToken]:
         """The kept token while it is fresh; otherwise the stored one (refreshed if stale)."""
         if self.token is None or self.token.is_stale(timezone.now()):
             self.token = yield from tokens.current_steps(self.account)
@@ -176,6 +185,8 @@ class AccountSession(OAuth2Session):
         kwargs.setdefault("timeout", bigoauth_settings.HTTP_TIMEOUT)
 
         def perform(step: Any) -> Any:
+            if isinstance(step, ReadToken):
+                return steps.run(self.core.token_steps())
             if not isinstance(step, Send):
                 return steps.do(step)
             if step.replaces is not None:

@@ -316,3 +316,14 @@ async def test_concurrent_requests_of_one_session_on_a_stale_token_cost_one_refr
         responses = await asyncio.gather(*(api.get("/bigin/v2/org") for _ in range(20)))
     assert [r.status_code for r in responses] == [200] * 20
     assert fake_provider.refresh_calls() == 1
+
+
+async def test_requests_sent_side_by_side_read_the_token_once(fake_provider, bigin, all_queries):
+    import asyncio
+
+    await LinkedAccount.objects.acount()  # the async ORM's thread connects outside the count
+    all_queries.clear()
+    async with bigin.asession() as api:
+        responses = await asyncio.gather(*(api.get("/bigin/v2/org") for _ in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20
+    assert len(all_queries) == 1
