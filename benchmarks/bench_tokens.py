@@ -17,12 +17,14 @@ A benchmark, not a test: it reports and exits 0 whatever it measures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,13 +41,24 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.2, help="token endpoint answer time, seconds (default 0.2)")
     args = parser.parse_args()
 
+    with bench_environment(delay=args.delay) as fake:
+        rows = run(args, fake)
+    print_table(rows, "token benchmark", f"({args.rounds} interleaved samples of {args.calls} calls each; medians)")
+
+
+@contextlib.contextmanager
+def bench_environment(**fake_options: float) -> Iterator:
+    """Django on a throwaway test database, and the fake provider on 127.0.0.1 with BIGOAUTH pointing at it.
+
+    SQLite in a temporary file (so that threads share the database as a real site's would), or
+    ``DATABASE_URL``'s server, where a ``test_<name>`` database is created and dropped.
+    """
     import django
     from django.conf import settings
 
     tmpdir = tempfile.TemporaryDirectory(prefix="bigoauth-bench-")
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
-        # A file, so that the storm's threads share the database as a real site's would.
         database["TEST"] = {"NAME": str(Path(tmpdir.name) / "bench.sqlite3")}
     django.setup()
 
@@ -55,15 +68,14 @@ def main() -> None:
     from tests.fakeprovider import FakeProvider, bigoauth_settings_for
 
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    fake = FakeProvider(delay=args.delay).start()
+    fake = FakeProvider(**fake_options).start()
     try:
         with override_settings(BIGOAUTH=bigoauth_settings_for(fake)):
-            rows = run(args, fake)
+            yield fake
     finally:
         fake.stop()
         connection.creation.destroy_test_db(old_name, verbosity=0)
         tmpdir.cleanup()
-    print_table(rows, connection.vendor, args)
 
 
 def run(args: argparse.Namespace, fake) -> list[tuple[str, str, str]]:
@@ -174,17 +186,19 @@ def storm(account_pk: int, callers: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(failures)
 
 
-def print_table(rows: list[tuple[str, str, str]], vendor: str, args: argparse.Namespace) -> None:
+def print_table(rows: list[tuple[str, ...]], title: str, subtitle: str) -> None:
+    """``rows`` as aligned columns, under a line naming the database, Django and Python."""
     import django
+    from django.db import connection
 
     python = sys.version.split()[0]
-    print(f"django_bigoauth token benchmark - {vendor}, Django {django.get_version()}, Python {python}")
-    print(f"({args.rounds} interleaved samples of {args.calls} calls each; medians)")
-    width = max(len(row[0]) for row in rows)
-    value_width = max(len(row[1]) for row in rows)
-    print("-" * (width + value_width + 40))
-    for name, value, note in rows:
-        print(f"{name.ljust(width)}  {value.rjust(value_width)}  {note}")
+    print(f"django_bigoauth {title} - {connection.vendor}, Django {django.get_version()}, Python {python}")
+    print(subtitle)
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    print("-" * (sum(widths) + 2 * len(widths) + 30))
+    for row in rows:
+        values = [cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:-1], strict=True)]
+        print("  ".join([row[0].ljust(widths[0]), *values, row[-1]]))
 
 
 if __name__ == "__main__":
