@@ -141,3 +141,14 @@ def close_async_orm_connections() -> None:
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture
+def demo_pages(settings, fake_provider):
+    """The example project's URLs and templates on top of the test settings, providers at the fake server."""
+    from tests.e2e_server import EXAMPLE_DIR
+
+    settings.ROOT_URLCONF = "demo_site.urls"
+    settings.SANDBOX_ENABLED = False
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [EXAMPLE_DIR / "templates"]}]
+    return fake_provider

@@ -30,15 +30,6 @@ from tests.e2e_server import EXAMPLE_DIR, REPOSITORY, ExampleSite
 TEST_ALL = "/demo/accounts/test-all/"
 
 
-@pytest.fixture
-def demo_pages(settings, fake_provider):
-    """The demo site's URLs and templates on top of the test settings, providers at the fake server."""
-    settings.ROOT_URLCONF = "demo_site.urls"
-    settings.SANDBOX_ENABLED = False
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [EXAMPLE_DIR / "templates"]}]
-    return fake_provider
-
-
 def section(page: str, account) -> str:
     match = re.search(rf'<section class="card" id="result-{account.pk}">(.*?)</section>', page, re.S)
     assert match, f"no result for account {account.pk}"

@@ -487,15 +487,6 @@ def test_the_sandbox_refuses_a_code_without_its_pkce_verifier_and_reports_a_deni
 # -- the demo's pages ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def demo_pages(settings, fake_provider):
-    """The demo site's URLs and templates on top of the test settings, providers at the fake server."""
-    settings.ROOT_URLCONF = "demo_site.urls"
-    settings.SANDBOX_ENABLED = False
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [EXAMPLE_DIR / "templates"]}]
-    return fake_provider
-
-
 def _test_url(account) -> str:
     return f"/demo/accounts/{account.pk}/test/"
 
