@@ -45,24 +45,41 @@ def slow_fake(fake_provider):
 
 
 class Ticker:
-    """A coroutine that sleeps ``TICK`` over and over and notes how late each wake-up was, and when."""
+    """A coroutine that sleeps ``TICK`` over and over and notes how late each wake-up was, and when.
+
+    On a shared machine the kernel may leave the loop's thread waiting for a CPU when its timer
+    is due (another process's doing, not the loop being blocked). Linux says how long, in
+    ``/proc/thread-self/schedstat``; that wait is taken out of each tick's lateness. Whatever
+    holds the loop up from inside the process (code running on it, a blocking call, the GIL held
+    by another thread) is not a wait for a CPU, and stays counted.
+    """
 
     def __init__(self) -> None:
-        self.ticks: list[tuple[float, float]] = []  # (woke at, lateness), perf_counter seconds
+        self.ticks: list[tuple[float, float, float, float]] = []  # (slept at, woke at, lateness, CPU wait)
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
         while not self._stop.is_set():
-            asleep = time.perf_counter()
+            asleep, waited_before = time.perf_counter(), cpu_wait()
             await asyncio.sleep(TICK)
-            woke = time.perf_counter()
-            self.ticks.append((woke, woke - asleep - TICK))
+            woke, waited_after = time.perf_counter(), cpu_wait()
+            self.ticks.append((asleep, woke, woke - asleep - TICK, waited_after - waited_before))
 
     def stop(self) -> None:
         self._stop.set()
 
-    def lateness_between(self, start: float, end: float) -> list[float]:
-        return [late for woke, late in self.ticks if start <= woke <= end]
+    def lateness_between(self, start: float, end: float) -> list[tuple[float, float]]:
+        """(lateness, of which waiting for a CPU) of the ticks asleep at any time from ``start`` to ``end``."""
+        return [(late, waited) for asleep, woke, late, waited in self.ticks if woke >= start and asleep <= end]
+
+
+def cpu_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU; 0 where Linux's schedstat is missing."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 @ROTATION
@@ -107,6 +124,7 @@ async def test_64_coroutines_share_one_refresh_and_the_loop_is_never_blocked(
         done = time.perf_counter()
     finally:
         gc.unfreeze()
+    await asyncio.sleep(2 * TICK)  # the tick asleep when the last coroutine got its token wakes up too
     ticker.stop()
     await ticking
 
@@ -116,9 +134,14 @@ async def test_64_coroutines_share_one_refresh_and_the_loop_is_never_blocked(
     assert len(leaders) == 1, "the coroutines of one loop must wait on one future, not one thread each"
     assert leaders[0] != threading.current_thread().name  # the refresh ran off the loop
     # The lateness of the ticks while the 64 coroutines waited for the 200 ms refresh.
-    lateness = ticker.lateness_between(window["sent"], max(window["answered"], done))
-    assert len(lateness) >= 0.2 / (TICK + MAX_LAG), f"the ticker hardly ran: {len(lateness)} ticks"
-    assert max(lateness) <= MAX_LAG, f"the loop was blocked: a tick {max(lateness) * 1000:.0f} ms late"
+    ticks = ticker.lateness_between(window["sent"], max(window["answered"], done))
+    assert len(ticks) >= 0.2 / (TICK + MAX_LAG), f"the ticker hardly ran: {len(ticks)} ticks"
+    held_up = max(late - waited for late, waited in ticks)
+    worst = max(ticks)
+    assert held_up <= MAX_LAG, (
+        f"the loop was blocked: a tick {held_up * 1000:.1f} ms late beyond waiting for a CPU "
+        f"(the latest: {worst[0] * 1000:.1f} ms late, {worst[1] * 1000:.1f} ms of it waiting for a CPU)"
+    )
     await sync_to_async(assert_account_works)(account, slow_fake)
 
 
