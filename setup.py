@@ -37,12 +37,18 @@ setup(
         # otherwise, and its "crypto" extra is the cryptography package we already need (RS*, PS*,
         # ES*, EdDSA).
         "PyJWT[crypto]>=2.8",
+        # Imported directly by the async API (sync_to_async runs refreshes off the event loop);
+        # Django depends on it too.
+        "asgiref>=3.6",
     ],
     extras_require={
         "example": [
             "django-environ>=0.11",
             "django-oauth-toolkit>=2.3",
+            "httpx>=0.27",  # its "Test all connections" view uses asession()
         ],
+        # The async API (aget_access_token, asession, ...): asession() is an httpx.AsyncClient.
+        "async": ["httpx>=0.27"],
         "postgres": ["psycopg[binary]>=3.1"],
         # Not in "dev": it builds from source against libmariadb-dev and needs pkg-config, which a
         # fresh machine lacks, and `make test` must work there (on SQLite). `make test-mariadb` adds it.
@@ -53,6 +59,10 @@ setup(
             "pytest>=8",
             "pytest-django>=4.8",
             "pytest-timeout>=2.3",
+            "pytest-asyncio>=0.24",
+            "httpx>=0.27",
+            # Serves the example project over ASGI in the tests of its async view.
+            "uvicorn>=0.30",
             "responses>=0.25",
             "hypothesis>=6.100",
             "playwright>=1.40",

@@ -31,9 +31,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+from support import ROOT, bench_environment
 
 STORMS = ((4, 8), (4, 16))
 DATABASES = {
@@ -90,31 +88,11 @@ def databases() -> dict[str, str]:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    import django
-    from django.conf import settings
-
-    tmpdir = tempfile.TemporaryDirectory(prefix="bigoauth-bench-")
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3"):
-        # A file, so that threads and processes share the database as a real site's would.
-        database["TEST"] = {"NAME": str(Path(tmpdir.name) / "bench.sqlite3")}
-    django.setup()
-
     from django.db import connection
-    from django.test.utils import override_settings
 
-    from tests.fakeprovider import FakeProvider, bigoauth_settings_for
-
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    fake = FakeProvider(delay=args.delay, rotate_refresh_tokens=True).start()
-    try:
-        with override_settings(BIGOAUTH=bigoauth_settings_for(fake)):
-            result = {"vendor": connection.vendor, **hot_path(args, fake), **storms(fake, Path(tmpdir.name))}
-    finally:
-        fake.stop()
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        tmpdir.cleanup()
-    return result
+    with bench_environment(delay=args.delay, rotate_refresh_tokens=True) as fake:
+        with tempfile.TemporaryDirectory(prefix="bigoauth-storms-") as folders:
+            return {"vendor": connection.vendor, **hot_path(args, fake), **storms(fake, Path(folders))}
 
 
 def hot_path(args: argparse.Namespace, fake) -> dict:

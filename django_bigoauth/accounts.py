@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import steps
+from .asyncsupport import require_async_extra
 from .exceptions import AccountNotFound, MultipleAccountsFound
 from .models import LinkedAccount
+
+__all__ = ["aget_account", "get_account"]
 
 
 def get_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
@@ -13,11 +17,25 @@ def get_account(provider: str, user: Any = None, label: str | None = None) -> Li
 
     Revoked accounts are not considered. Pass ``label`` when there are several.
     """
+    return steps.run(_find(provider, user, label))
+
+
+async def aget_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
+    """``get_account()`` for async code, through Django's async ORM: same arguments, same exceptions.
+
+    ``user`` must be a loaded user (``await request.auser()``), not ``request.user``, whose lazy
+    loading is a sync query.
+    """
+    require_async_extra()
+    return await steps.arun(_find(provider, user, label))
+
+
+def _find(provider: str, user: Any, label: str | None) -> steps.StepGenerator[LinkedAccount]:
     queryset = LinkedAccount.objects.filter(provider=provider).exclude(status=LinkedAccount.Status.REVOKED)
     queryset = queryset.filter(user__isnull=True) if user is None else queryset.filter(user=user)
     if label is not None:
         queryset = queryset.filter(label=label)
-    matches = list(queryset[:21])
+    matches = yield steps.Fetch(queryset[:21])
     owner = "the site" if user is None else f"user {getattr(user, 'pk', user)}"
     if not matches:
         suffix = f" labelled {label!r}" if label is not None else ""

@@ -21,6 +21,7 @@ from .crypto import EncryptedTextField, check_binding
 from .redaction import mask
 
 if TYPE_CHECKING:
+    from .asession import AsyncAccountSession
     from .providers import Provider
     from .revocation import RevokeResult
     from .session import AccountSession
@@ -115,7 +116,7 @@ class LinkedAccount(models.Model):
 
         return refresh_access_token(self, force=True)
 
-    def session(self, **kwargs) -> AccountSession:
+    def session(self, **kwargs: Any) -> AccountSession:
         """A ``requests`` session that authenticates as this account and refreshes as needed."""
         from .session import AccountSession
 
@@ -126,6 +127,35 @@ class LinkedAccount(models.Model):
         from .revocation import revoke_account
 
         return revoke_account(self)
+
+    # -- the async API: the same with an "a" prefix (needs the "async" extra, httpx) ----------------
+
+    async def aget_access_token(self) -> str:
+        """``get_access_token()`` for async code; a refresh runs off the event loop, exactly once."""
+        from .tokens import aget_access_token
+
+        return await aget_access_token(self)
+
+    async def arefresh(self) -> str:
+        """``refresh()`` for async code; the refresh runs off the event loop."""
+        from .tokens import arefresh_access_token
+
+        return await arefresh_access_token(self, force=True)
+
+    def asession(self, **kwargs: Any) -> AsyncAccountSession:
+        """An ``httpx.AsyncClient`` that authenticates as this account: ``async with account.asession() as api:``."""
+        from .asyncsupport import require_async_extra
+
+        require_async_extra()
+        from .asession import AsyncAccountSession
+
+        return AsyncAccountSession(self, **kwargs)
+
+    async def arevoke(self) -> RevokeResult:
+        """``revoke()`` for async code; the revoke runs off the event loop."""
+        from .revocation import arevoke_account
+
+        return await arevoke_account(self)
 
 
 class Token(models.Model):

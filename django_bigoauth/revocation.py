@@ -19,11 +19,12 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import client, policy, signals, store
+from .asyncsupport import off_loop, require_async_extra
 from .conf import bigoauth_settings
 from .exceptions import InvalidGrant, ProviderError, RevokeError, TokenDecryptionError, UnsafeURL
 from .models import LinkedAccount, Token
 
-__all__ = ["RevokeOutcome", "RevokeResult", "revoke_account"]
+__all__ = ["RevokeOutcome", "RevokeResult", "arevoke_account", "revoke_account"]
 
 logger = logging.getLogger("django_bigoauth")
 
@@ -113,6 +114,13 @@ def revoke_account(account: LinkedAccount) -> RevokeResult:
     confirmed = outcome is RevokeOutcome.REVOKED
     signals.account_revoked.send(sender=LinkedAccount, account=account, confirmed=confirmed)
     return RevokeResult(account, outcome, supported, confirmed=confirmed)
+
+
+async def arevoke_account(account: LinkedAccount) -> RevokeResult:
+    """``revoke_account()`` for async code: the whole revoke (claim, provider request, removal) runs
+    in a worker thread, off the event loop. Same result, exceptions and signal."""
+    require_async_extra()
+    return await off_loop(revoke_account)(account)
 
 
 def _claim(account: LinkedAccount, db: str) -> tuple[str, int] | None:

@@ -34,11 +34,12 @@ import copy
 import dataclasses
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import F, Q, TextField, Value
+from django.db.models import F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -53,6 +54,8 @@ __all__ = [
     "REFUSED",
     "ClaimState",
     "Route",
+    "claim_state",
+    "claim_state_query",
     "independent_alias",
     "mark_needs_reauth",
     "raw_ciphertext_columns",
@@ -190,14 +193,22 @@ class ClaimState:
     status: str
 
 
-def read_claim_state(db: str, account_pk: Any) -> ClaimState | None:
-    row = (
+def claim_state_query(db: str, account_pk: Any) -> QuerySet:
+    """The row of :class:`ClaimState`, for the sync and the async readers alike (one token per account)."""
+    return (
         Token.objects.using(db)
         .filter(account_id=account_pk)
-        .values_list("generation", "refresh_claim", "refresh_claimed_until", "account__status")
-        .first()
+        .values_list("generation", "refresh_claim", "refresh_claimed_until", "account__status")[:1]
     )
-    return ClaimState(*row) if row else None
+
+
+def claim_state(rows: Sequence[tuple]) -> ClaimState | None:
+    """The :class:`ClaimState` of what :func:`claim_state_query` fetched; ``None`` when there is no token."""
+    return ClaimState(*rows[0]) if rows else None
+
+
+def read_claim_state(db: str, account_pk: Any) -> ClaimState | None:
+    return claim_state(list(claim_state_query(db, account_pk)))
 
 
 def read_token(db: str, account_pk: Any) -> Token | None:

@@ -26,22 +26,32 @@ Inside the caller's own transaction the refresh is written through a second conn
 (``store.route``), so a rollback cannot lose it; where that is impossible it is written in the
 caller's transaction, with a warning, and such callers neither lead nor join a flight (they
 may hold the row lock that a leader would wait for).
+
+**Async.** ``acurrent_token()`` and friends take the same steps (``steps.py``): the hot path
+reads its row with Django's async ORM; a refresh is awaited on one future per account and
+generation by the coroutines of a loop, and the first of them runs ``refresh_token_now`` in a
+worker thread, so it joins the threads' flight and the processes' claim above. The event loop
+never waits on the database lock, the claim or the provider.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import client, crypto, policy, signals, store
+from . import client, crypto, policy, signals, steps, store
+from .asyncsupport import off_loop, require_async_extra
 from .conf import bigoauth_settings
 from .exceptions import (
     AccountRevoked,
@@ -57,7 +67,17 @@ from .exceptions import (
 from .models import LinkedAccount, Token
 from .redaction import mask
 
-__all__ = ["CurrentToken", "current_token", "get_access_token", "refresh_access_token", "refresh_token_now"]
+__all__ = [
+    "CurrentToken",
+    "acurrent_token",
+    "aget_access_token",
+    "arefresh_access_token",
+    "arefresh_token_now",
+    "current_token",
+    "get_access_token",
+    "refresh_access_token",
+    "refresh_token_now",
+]
 
 logger = logging.getLogger("django_bigoauth")
 
@@ -92,24 +112,7 @@ def get_access_token(account: LinkedAccount) -> str:
 @sensitive_variables()
 def current_token(account: LinkedAccount) -> CurrentToken:
     """The stored token, refreshed first when stale: one query and no HTTP when it is fresh."""
-    # A slice, not .first(): there is at most one row (one token per account), and .first()
-    # would add an ORDER BY and cost about a fifth of the hot path in query building.
-    queryset = Token.objects.filter(account_id=account.pk).values_list(
-        "access_token", "expires_at", "refreshed_at", "generation", "account__status"
-    )
-    try:
-        row = next(iter(queryset[:1]), None)
-        if row is None:
-            raise _missing_token_error(account)
-        access_token = crypto.check_binding(row[0], owner=account.pk, field="access_token")
-    except TokenDecryptionError as exc:
-        raise _decryption_error(account, exc) from exc
-    _, expires_at, obtained_at, generation, status = row
-    _check_status(account, status)
-    token = CurrentToken(access_token, generation, expires_at, obtained_at)
-    if not token.is_stale(timezone.now()):
-        return token
-    return refresh_token_now(account, generation)
+    return steps.run(current_steps(account))
 
 
 def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_generation: int | None = None) -> str:
@@ -120,15 +123,7 @@ def refresh_access_token(account: LinkedAccount, *, force: bool = False, seen_ge
     admin's "Refresh now"); without ``seen_generation``, the generation stored now is the one
     to replace.
     """
-    if not force:
-        return get_access_token(account)
-    if seen_generation is None:
-        state = store.read_claim_state(store.token_db(), account.pk)
-        if state is None:
-            raise _missing_token_error(account)
-        _check_status(account, state.status)
-        seen_generation = state.generation
-    return refresh_token_now(account, seen_generation).access_token
+    return steps.run(refresh_steps(account, force, seen_generation)).access_token
 
 
 @sensitive_variables()
@@ -146,6 +141,105 @@ def refresh_token_now(account: LinkedAccount, seen_generation: int) -> CurrentTo
     else:
         outcome = _flights.run((account.pk, seen_generation), lambda: _refresh(account, route.db, seen_generation))
     return outcome.finish(account)
+
+
+# -- the async shells ------------------------------------------------------------------------------
+
+
+async def aget_access_token(account: LinkedAccount) -> str:
+    """``get_access_token()`` for async code: Django's async ORM on the hot path; a refresh runs off the loop."""
+    require_async_extra()
+    return (await acurrent_token(account)).access_token
+
+
+@sensitive_variables()
+async def acurrent_token(account: LinkedAccount) -> CurrentToken:
+    """``current_token()`` for async code: the same steps, awaited."""
+    return await steps.arun(current_steps(account))
+
+
+async def arefresh_access_token(
+    account: LinkedAccount, *, force: bool = False, seen_generation: int | None = None
+) -> str:
+    """``refresh_access_token()`` for async code; the refresh itself runs off the loop."""
+    require_async_extra()
+    return (await steps.arun(refresh_steps(account, force, seen_generation))).access_token
+
+
+@sensitive_variables()
+async def arefresh_token_now(account: LinkedAccount, seen_generation: int) -> CurrentToken:
+    """``refresh_token_now()`` for async code, without blocking the event loop.
+
+    The coroutines of one loop that want the same refresh await one future (per account and
+    generation). The first runs ``refresh_token_now`` in a worker thread
+    (``sync_to_async(thread_sensitive=False)``), so that it joins this process's threads in
+    their flight and the other processes in the claim on the token row: one refresh in all.
+    The worker thread closes its database connections when done.
+    """
+    key = (account.pk, seen_generation)
+    try:
+        return await _async_flights.run(key, lambda: off_loop(refresh_token_now)(account, seen_generation))
+    except BigOAuthError as exc:
+        _note_failure(account, exc)  # the leader's copy was marked in the worker thread; a follower's here
+        raise
+
+
+# -- the decisions, written once: generators that yield their I/O (see steps.py) -------------------
+
+
+def current_steps(account: LinkedAccount) -> steps.StepGenerator[CurrentToken]:
+    """The hot path: one row (token, expiry, generation, account status); a refresh when stale."""
+    # A slice, not .first(): there is at most one row (one token per account), and .first()
+    # would add an ORDER BY and cost about a fifth of the hot path in query building.
+    queryset = Token.objects.filter(account_id=account.pk).values_list(
+        "access_token", "expires_at", "refreshed_at", "generation", "account__status"
+    )
+    try:
+        rows = yield steps.Fetch(queryset[:1])
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account, exc) from exc
+    if not rows:
+        raise (yield from _missing_token_steps(account))
+    token = _token_of_row(account, rows[0])
+    if token.is_stale(timezone.now()):
+        token = yield steps.Refresh(account, token.generation)
+    return token
+
+
+def refresh_steps(
+    account: LinkedAccount, force: bool, seen_generation: int | None
+) -> steps.StepGenerator[CurrentToken]:
+    if not force:
+        return (yield from current_steps(account))
+    if seen_generation is None:
+        state = store.claim_state((yield steps.Fetch(store.claim_state_query(store.token_db(), account.pk))))
+        if state is None:
+            raise (yield from _missing_token_steps(account))
+        _check_status(account, state.status)
+        seen_generation = state.generation
+    return (yield steps.Refresh(account, seen_generation))
+
+
+def _missing_token_steps(account: LinkedAccount) -> steps.StepGenerator[BigOAuthError]:
+    """The error for an account without a token row: revoked, or to be linked again."""
+    # The in-memory account may predate a revoke made elsewhere: ask the database.
+    rows = yield steps.Fetch(LinkedAccount.objects.filter(pk=account.pk).values_list("status", flat=True)[:1])
+    status = rows[0] if rows else None
+    if status == LinkedAccount.Status.REVOKED or (status is None and account.status == LinkedAccount.Status.REVOKED):
+        return AccountRevoked(f"Account {account.pk} ({account.provider}) was revoked and has no token.")
+    return ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no token; link it again.")
+
+
+@sensitive_variables()
+def _token_of_row(account: LinkedAccount, row: tuple) -> CurrentToken:
+    """The hot path's row as a usable token; raises for a revoked, needs-re-auth or tampered one."""
+    access_token, expires_at, obtained_at, generation, status = row
+    try:
+        access_token = crypto.check_binding(access_token, owner=account.pk, field="access_token")
+    except TokenDecryptionError as exc:
+        raise _decryption_error(account, exc) from exc
+    _check_status(account, status)
+    return CurrentToken(access_token, generation, expires_at, obtained_at)
 
 
 # -- one flight per account and generation, in this process ---------------------------------------
@@ -183,10 +277,8 @@ class _Flights:
                 with self._lock:
                     self._flights.pop(key, None)
                 flight.done.set()
-        # The leader is bounded by the claim's lifetime; a little more covers its database write.
-        bound = policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT).total_seconds() * 2
-        if not flight.done.wait(bound):
-            raise RefreshError(f"A refresh of account {key[0]} is in progress in this process; try again shortly.")
+        if not flight.done.wait(_flight_bound()):
+            raise _still_in_flight(key)
         if flight.error is not None:
             # A copy: one exception object raised in several threads would share its traceback.
             raise copy.copy(flight.error) from None
@@ -195,6 +287,59 @@ class _Flights:
 
 
 _flights = _Flights()
+
+
+class _AsyncFlights:
+    """Coroutines of one event loop that want the same refresh await one task instead of each a thread.
+
+    The task is shielded: a leader that is cancelled (its request went away) leaves the refresh
+    running for the others, as a thread's leader would. Followers get a copy of the leader's
+    exception, as threads do.
+    """
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, int], asyncio.Task]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()  # several loops, in several threads, may look up their table at once
+
+    async def run(self, key: tuple[Any, int], work: Callable[[], Awaitable[CurrentToken]]) -> CurrentToken:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            flights = self._loops.setdefault(loop, {})
+        task = flights.get(key)
+        leader = task is None
+        if task is None:
+            task = flights[key] = loop.create_task(work())
+            task.add_done_callback(lambda done: _landed(flights, key, done))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), _flight_bound())
+        except asyncio.TimeoutError:
+            raise _still_in_flight(key) from None
+        except Exception as exc:
+            if leader:
+                raise
+            # A copy, as for threads: one exception object raised in several coroutines would share its traceback.
+            raise copy.copy(exc) from None
+
+
+def _landed(flights: dict[tuple[Any, int], asyncio.Task], key: tuple[Any, int], task: asyncio.Task) -> None:
+    if flights.get(key) is task:
+        del flights[key]
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure nobody awaits any more is not logged as "never retrieved"
+
+
+_async_flights = _AsyncFlights()
+
+
+def _flight_bound() -> float:
+    """How long a follower waits for its leader: the claim's lifetime, and as long again for its database write."""
+    return policy.claim_ttl(bigoauth_settings.HTTP_TIMEOUT).total_seconds() * 2
+
+
+def _still_in_flight(key: tuple[Any, int]) -> RefreshError:
+    return RefreshError(f"A refresh of account {key[0]} is in progress in this process; try again shortly.")
 
 
 # -- the refresh itself --------------------------------------------------------------------------
@@ -217,16 +362,21 @@ class _Outcome:
         return _Outcome(token=self.token, failure=self.failure)
 
     def finish(self, account: LinkedAccount) -> CurrentToken:
-        if isinstance(self.failure, ReauthorizationRequired):
-            account.status = LinkedAccount.Status.NEEDS_REAUTH
+        if self.failure is not None:
+            _note_failure(account, self.failure)
             if self.marked_needs_reauth:
                 signals.reauthorization_required.send(sender=LinkedAccount, account=account)
-        if self.failure is not None:
             raise self.failure
         if self.refreshed:
             signals.token_refreshed.send(sender=LinkedAccount, account=account)
         assert self.token is not None
         return self.token
+
+
+def _note_failure(account: LinkedAccount, failure: BaseException) -> None:
+    """What a failed refresh changes in every caller's copy of the account, leader's and followers' alike."""
+    if isinstance(failure, ReauthorizationRequired):
+        account.status = LinkedAccount.Status.NEEDS_REAUTH
 
 
 @sensitive_variables()
@@ -395,11 +545,7 @@ def _check_status(account: LinkedAccount, status: str) -> None:
 
 
 def _missing_token_error(account: LinkedAccount) -> BigOAuthError:
-    # The in-memory account may predate a revoke made elsewhere: ask the database.
-    status = LinkedAccount.objects.filter(pk=account.pk).values_list("status", flat=True).first()
-    if status == LinkedAccount.Status.REVOKED or (status is None and account.status == LinkedAccount.Status.REVOKED):
-        return AccountRevoked(f"Account {account.pk} ({account.provider}) was revoked and has no token.")
-    return ReauthorizationRequired(f"Account {account.pk} ({account.provider}) has no token; link it again.")
+    return steps.run(_missing_token_steps(account))
 
 
 def _decryption_error(account: LinkedAccount, cause: TokenDecryptionError) -> TokenDecryptionError:

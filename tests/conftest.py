@@ -103,3 +103,52 @@ def outbound(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect)
     return attempts
+
+
+@pytest.fixture
+def all_queries(monkeypatch):
+    """Every SQL statement run from now on, in any thread.
+
+    Django's async ORM runs its queries in a thread of its own, whose connection
+    ``django_assert_num_queries`` (this thread's connection only) never sees.
+    """
+    from django.db.backends.utils import CursorWrapper
+
+    statements = []
+    original = CursorWrapper._execute_with_wrappers
+
+    def counting(self, sql, params, many, executor):
+        statements.append(sql)
+        return original(self, sql, params, many, executor)
+
+    monkeypatch.setattr(CursorWrapper, "_execute_with_wrappers", counting)
+    return statements
+
+
+@pytest.fixture
+def async_orm():
+    """For async tests: afterwards, close what Django's async ORM opened in asgiref's one sync thread.
+
+    Outside a request nothing closes it (a request's end does, in a site), and PostgreSQL will
+    not drop the test database while a connection to it is open.
+    """
+    yield
+    close_async_orm_connections()
+
+
+def close_async_orm_connections() -> None:
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture
+def demo_pages(settings, fake_provider):
+    """The example project's URLs and templates on top of the test settings, providers at the fake server."""
+    from tests.e2e_server import EXAMPLE_DIR
+
+    settings.ROOT_URLCONF = "demo_site.urls"
+    settings.SANDBOX_ENABLED = False
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [EXAMPLE_DIR / "templates"]}]
+    return fake_provider

@@ -4,13 +4,15 @@ Run as a script (what :class:`ExampleSite` does)::
 
     python tests/e2e_server.py /tmp/somewhere/db.sqlite3
     python tests/e2e_server.py postgres://postgres@127.0.0.1:5432/example
+    python tests/e2e_server.py --asgi /tmp/somewhere/db.sqlite3    # under uvicorn
 
 It binds 127.0.0.1 on a port the OS picks (so parallel runs never collide), points
 ``SANDBOX_BASE_URL`` (and so the sandbox's issuer) at that port and makes the sandbox's signing
 key before Django reads its settings, migrates the SQLite file,
 runs ``demo_setup``, and serves with Django's threaded development server (the same server
 class ``runserver`` uses; threads matter: the app's callback calls the sandbox's token
-endpoint on this very server). It prints ``READY <url>`` once it accepts requests.
+endpoint on this very server), or with ``--asgi`` under uvicorn (``demo_site.asgi``). It
+prints ``READY <url>`` once it accepts requests.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class ExampleSite:
 
     ``env`` adds to (or overrides) the environment the site is started with; the database is
     always a fresh SQLite file in a temporary directory, and no ``.env`` file is read.
+    ``asgi=True`` serves it under uvicorn instead of Django's WSGI development server.
     """
 
-    def __init__(self, env: dict[str, str] | None = None, *, startup_timeout: float = 90.0):
+    def __init__(self, env: dict[str, str] | None = None, *, asgi: bool = False, startup_timeout: float = 90.0):
         self.extra_env = dict(env or {})
+        self.asgi = asgi
         self.startup_timeout = startup_timeout
         self.url = ""
         self.process: subprocess.Popen | None = None
@@ -64,7 +68,7 @@ class ExampleSite:
         env.pop("DJANGO_SETTINGS_MODULE", None)  # the test suite's; the site has its own
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, __file__, str(self.database)],
+            [sys.executable, __file__, *(["--asgi"] if self.asgi else []), str(self.database)],
             cwd=REPOSITORY,
             env=env,
             stdout=subprocess.PIPE,
@@ -108,15 +112,55 @@ class ExampleSite:
 
 
 def _serve(database: str) -> None:
-    for path in (str(REPOSITORY), str(EXAMPLE_DIR)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    """The site under Django's threaded development server (WSGI)."""
+    _add_example_to_path()
     from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
 
     server_class = type("ThreadedWSGIServer", (socketserver.ThreadingMixIn, WSGIServer), {"daemon_threads": True})
     httpd = server_class(("127.0.0.1", 0), WSGIRequestHandler)
     url = f"http://127.0.0.1:{httpd.server_port}"
+    _prepare(url, database)
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.wsgi import get_wsgi_application
 
+    httpd.set_app(StaticFilesHandler(get_wsgi_application()))
+    print(f"{READY}{url}", flush=True)
+    httpd.serve_forever()
+
+
+def _serve_asgi(database: str) -> None:
+    """The site under uvicorn (ASGI): async views share one event loop, sync ones run in threads."""
+    _add_example_to_path()
+    import copy
+    import socket
+
+    import uvicorn
+    import uvicorn.config
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # bound and listening before READY: connections wait in the backlog until uvicorn runs
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    _prepare(url, database)
+    # uvicorn's own logging, with its request log on stderr (the site's log file): stdout only says READY.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    # By import string, as the uvicorn command does: uvicorn sets its logging up, then imports the app.
+    config = uvicorn.Config("demo_site.asgi:application", lifespan="off", log_level="info", log_config=log_config)
+    server = uvicorn.Server(config)
+    print(f"{READY}{url}", flush=True)
+    server.run(sockets=[sock])
+
+
+def _add_example_to_path() -> None:
+    for path in (str(REPOSITORY), str(EXAMPLE_DIR)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def _prepare(url: str, database: str) -> None:
+    """Point the sandbox at ``url`` before Django reads its settings, then migrate and run demo_setup."""
     os.environ["SANDBOX_BASE_URL"] = url
     # The sandbox signs ID tokens with this key; made before Django reads its settings (which read it).
     from sandbox.keys import ensure_signing_key
@@ -126,17 +170,15 @@ def _serve(database: str) -> None:
     os.environ["DATABASE_URL"] = database if "://" in database else f"sqlite:///{database}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
     import django
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.core.management import call_command
-    from django.core.wsgi import get_wsgi_application
 
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     call_command("demo_setup", url=f"{url}/", stdout=sys.stderr)
-    httpd.set_app(StaticFilesHandler(get_wsgi_application()))
-    print(f"{READY}{url}", flush=True)
-    httpd.serve_forever()
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    if sys.argv[1] == "--asgi":
+        _serve_asgi(sys.argv[2])
+    else:
+        _serve(sys.argv[1])

@@ -118,6 +118,7 @@ def start_processes(
     *,
     threads: int = 1,
     action: str = "get_access_token",
+    coroutines: int = 0,
     timeout: float = 90,
 ) -> list[subprocess.Popen]:
     """Start ``count`` worker processes (``tests/lifecycle_worker.py``) and let them go at once.
@@ -125,7 +126,9 @@ def start_processes(
     Each sets Django up against the test database and the given ``BIGOAUTH``, starts ``threads``
     threads, says it is ready, and waits for a go file, so that every call starts within a few
     milliseconds of the others. ``action``: ``get_access_token``, ``session_get`` (one API call
-    through ``account.session()``) or ``refresh`` (a forced refresh). Returns the processes.
+    through ``account.session()``) or ``refresh`` (a forced refresh). ``coroutines``: as many
+    callers of ``aget_access_token()`` on one event loop of each process, going at the same
+    moment as its threads. Returns the processes.
     """
     settings_dict = connection.settings_dict
     config = {
@@ -136,6 +139,7 @@ def start_processes(
         "bigoauth": bigoauth,
         "account_id": account_id,
         "threads": threads,
+        "coroutines": coroutines,
         "action": action,
         "ready_dir": str(tmp_path),
         "go_file": str(tmp_path / "go"),

@@ -1,7 +1,8 @@
 """Callers of one account in a process of their own (see ``lifecycle_support.start_processes``).
 
 Usage: ``python tests/lifecycle_worker.py '<json config>' <index>``. Runs the configured number
-of threads, each doing the configured action once, and prints one JSON line:
+of threads, each doing the configured action once, and (``coroutines``) as many coroutines on
+one event loop calling ``aget_access_token()``; prints one JSON line:
 ``{"results": [...], "errors": [...]}``.
 """
 
@@ -46,7 +47,6 @@ def main() -> None:
     errors: list[str] = []
     guard = threading.Lock()
     go = Path(config["go_file"])
-    ready = threading.Barrier(config["threads"] + 1)
 
     def worker() -> None:
         connection.ensure_connection()  # connect now, not in the timed part
@@ -63,7 +63,37 @@ def main() -> None:
         finally:
             connection.close()
 
+    def loop_worker() -> None:
+        """``coroutines`` callers of ``aget_access_token()`` on one event loop, released by the go file too."""
+        import asyncio
+
+        from asgiref.sync import SyncToAsync
+
+        async def one() -> None:
+            try:
+                account = await LinkedAccount.objects.aget(pk=config["account_id"])
+                value = await account.aget_access_token()
+                with guard:
+                    results.append(value)
+            except Exception as exc:  # noqa: BLE001 - the test wants to see every failure
+                with guard:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+        async def many() -> None:
+            await asyncio.gather(*(one() for _ in range(config["coroutines"])))
+
+        ready.wait()
+        while not go.exists():
+            time.sleep(0.002)
+        try:
+            asyncio.run(many())
+        finally:
+            SyncToAsync.single_thread_executor.submit(connection.close).result()
+
     threads = [threading.Thread(target=worker) for _ in range(config["threads"])]
+    if config.get("coroutines"):
+        threads.append(threading.Thread(target=loop_worker))
+    ready = threading.Barrier(len(threads) + 1)
     for thread in threads:
         thread.start()
     ready.wait()

@@ -512,15 +512,6 @@ def test_the_sandbox_refuses_a_code_without_its_pkce_verifier_and_reports_a_deni
 # -- the demo's pages ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def demo_pages(settings, fake_provider):
-    """The demo site's URLs and templates on top of the test settings, providers at the fake server."""
-    settings.ROOT_URLCONF = "demo_site.urls"
-    settings.SANDBOX_ENABLED = False
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [EXAMPLE_DIR / "templates"]}]
-    return fake_provider
-
-
 def _test_url(account) -> str:
     return f"/demo/accounts/{account.pk}/test/"
 
@@ -561,3 +552,12 @@ def test_test_connection_is_for_the_owner_only_and_by_post(client, demo_pages, m
     client.force_login(owner)
     assert client.get(_test_url(account)).status_code == 405  # a link cannot trigger API calls
     assert demo_pages.requests == []  # none of these reached the provider
+
+
+@pytest.mark.slow
+def test_test_all_connections_is_served_by_the_development_server_too(site):
+    """``make demo`` serves the site with runserver (WSGI), which runs the async view as well."""
+    browser = signed_in(site)
+    page = browser.get(f"{site.url}/demo/accounts/test-all/", timeout=30)
+    assert page.status_code == 200, site.log_tail()
+    assert "Checked 0 accounts at once" in page.text and "No linked accounts to test" in page.text

@@ -67,12 +67,21 @@ def test_sdist_contains_readme_licence_and_package_data(dist):
     assert set(files_on_disk()) - names == set()
 
 
-def install_requires() -> set[str]:
-    """The distribution names ``setup.py`` declares in ``install_requires`` (read, not run)."""
+def setup_keyword(name: str):
+    """The literal value of one keyword argument of ``setup()`` in ``setup.py`` (read, not run)."""
     tree = ast.parse((ROOT / "setup.py").read_text())
     keywords = [node for node in ast.walk(tree) if isinstance(node, ast.keyword)]
-    (value,) = [keyword.value for keyword in keywords if keyword.arg == "install_requires"]
-    return {requirement_name(requirement) for requirement in ast.literal_eval(value)}
+    (value,) = [keyword.value for keyword in keywords if keyword.arg == name]
+    return ast.literal_eval(value)
+
+
+def install_requires() -> set[str]:
+    """The distribution names ``setup.py`` declares in ``install_requires``."""
+    return {requirement_name(requirement) for requirement in setup_keyword("install_requires")}
+
+
+def extra_requires(extra: str) -> set[str]:
+    return {requirement_name(requirement) for requirement in setup_keyword("extras_require")[extra]}
 
 
 def requirement_name(requirement: str) -> str:
@@ -84,10 +93,12 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def imported_top_level_modules() -> set[str]:
-    """Every top-level module the package imports, at any depth of any of its files."""
+def imported_top_level_modules(exclude: set[str] = frozenset()) -> set[str]:
+    """Every top-level module the package imports, at any depth of any of its files but ``exclude``."""
     names: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).as_posix() in exclude:
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -96,10 +107,23 @@ def imported_top_level_modules() -> set[str]:
     return names
 
 
+#: Modules of an extra, and the only files that may import them: ``asyncsupport.py`` tries the
+#: import (ImproperlyConfigured naming the extra), ``asession.py`` is loaded only after that.
+EXTRA_MODULES = {"httpx": ("async", {"asyncsupport.py", "asession.py"})}
+
+
 def test_every_third_party_module_the_package_imports_is_declared_in_install_requires():
     third_party = imported_top_level_modules() - set(sys.stdlib_module_names) - {"django_bigoauth", "__future__"}
     distributions = importlib.metadata.packages_distributions()
     needed = {module: {normalise(name) for name in distributions.get(module, [module])} for module in third_party}
     declared = install_requires()
-    assert {module for module, names in needed.items() if not names & declared} == set()
-    assert {"requests", "oauthlib", "requests-oauthlib", "cryptography", "django"} <= declared
+    undeclared = {module for module, names in needed.items() if not names & declared}
+    assert undeclared == set(EXTRA_MODULES)
+    assert {"requests", "oauthlib", "requests-oauthlib", "cryptography", "django", "asgiref"} <= declared
+
+
+def test_modules_of_an_extra_are_declared_there_and_imported_only_where_the_extra_is_checked():
+    for module, (extra, files) in EXTRA_MODULES.items():
+        assert normalise(module) in extra_requires(extra)
+        assert normalise(module) in extra_requires("dev")
+        assert module not in imported_top_level_modules(exclude=files)

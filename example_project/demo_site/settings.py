@@ -55,6 +55,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "demo_site.urls"
 WSGI_APPLICATION = "demo_site.wsgi.application"
+ASGI_APPLICATION = "demo_site.asgi.application"
 
 TEMPLATES = [
     {

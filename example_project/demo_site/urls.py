@@ -7,6 +7,7 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("demo/accounts/<int:pk>/test/", views.test_connection, name="demo-test-connection"),
+    path("demo/accounts/test-all/", views.test_all_connections, name="demo-test-all"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     # The app: connect, callback, the accounts page, disconnect.

@@ -1,0 +1,65 @@
+"""What the benchmarks share: Django on a throwaway test database beside the strict fake provider, and tables.
+
+Not a benchmark itself (``make bench`` runs ``bench_*.py`` only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+
+@contextlib.contextmanager
+def bench_environment(**fake_options: float) -> Iterator:
+    """Django on a throwaway test database, and the fake provider on 127.0.0.1 with BIGOAUTH pointing at it.
+
+    SQLite in a temporary file (so that threads and processes share the database as a real
+    site's would), or ``DATABASE_URL``'s server, where a ``test_<name>`` database is created
+    and dropped. Yields the started ``FakeProvider``.
+    """
+    import django
+    from django.conf import settings
+
+    tmpdir = tempfile.TemporaryDirectory(prefix="bigoauth-bench-")
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database["TEST"] = {"NAME": str(Path(tmpdir.name) / "bench.sqlite3")}
+    django.setup()
+
+    from django.db import connection
+    from django.test.utils import override_settings
+
+    from tests.fakeprovider import FakeProvider, bigoauth_settings_for
+
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    fake = FakeProvider(**fake_options).start()
+    try:
+        with override_settings(BIGOAUTH=bigoauth_settings_for(fake)):
+            yield fake
+    finally:
+        fake.stop()
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        tmpdir.cleanup()
+
+
+def print_table(rows: list[tuple[str, ...]], title: str, subtitle: str) -> None:
+    """``rows`` (label, values..., note) as aligned columns, under a line naming the database, Django and Python."""
+    import django
+    from django.db import connection
+
+    python = sys.version.split()[0]
+    print(f"django_bigoauth {title} - {connection.vendor}, Django {django.get_version()}, Python {python}")
+    print(subtitle)
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    print("-" * (sum(widths) + 2 * len(widths) + 30))
+    for row in rows:
+        values = [cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:-1], strict=True)]
+        print("  ".join([row[0].ljust(widths[0]), *values, row[-1]]))
