@@ -239,7 +239,7 @@ def test_under_uvicorn_test_all_connections_checks_a_sandbox_account_and_a_dead_
         ).fetchone()
     sandbox = re.search(rf'id="result-{accounts["demo"]}">(.*?)</section>', page.text, re.S).group(1)
     dead = re.search(rf'id="result-{accounts["Dead one"]}">(.*?)</section>', page.text, re.S).group(1)
-    assert "GET /me answered HTTP 200." in sandbox and "&quot;username&quot;: &quot;demo&quot;" in sandbox
+    assert "GET /sandbox/o/userinfo/ answered HTTP 200." in sandbox and "&quot;sub&quot;" in sandbox
     assert "it was refreshed first" in sandbox
     assert "connect it again" in dead
     assert generation_after == generation_before + 1

@@ -45,9 +45,12 @@ def test_one_hundred_sequential_forced_refreshes(rotating, make_account):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_thirty_two_concurrent_forced_refreshes(rotating, make_account):
-    """Forced refreshes of the same stored token coalesce: one request, and all 32 callers get its token.
+    """Forced refreshes of the same stored token coalesce into one request.
 
-    (Each asks for "a token newer than the one stored when I asked"; one refresh is that for all.)
+    Each ``refresh()`` asks for "a token newer than the one stored when I asked": callers that
+    ask before the first refresh lands share it; a caller that asks after it (a slow thread on
+    a loaded machine) rightly refreshes the new token once more. Never two requests for one
+    generation: every request returns a token nobody else got, and reuse detection never fires.
     """
     rotating.delay = 0.05
     account = make_account("biggerplate", refresh_token=rotating.issue_refresh_token())
@@ -55,8 +58,8 @@ def test_thirty_two_concurrent_forced_refreshes(rotating, make_account):
     results, errors = run_in_threads(32, lambda: LinkedAccount.objects.get(pk=account.pk).refresh())
 
     assert errors == []
-    assert len(set(results)) == 1
-    assert rotating.refresh_calls() == 1
+    assert rotating.refresh_calls() == len(set(results)) == Token.objects.get(account=account).generation
+    assert rotating.refresh_calls() < 32
     assert_account_works(account, rotating)
 
 
