@@ -12,6 +12,8 @@ request for all 200 calls is the target, and for (a) a wall time of at most two 
 one refresh (httpx keeps at most 100 connections per client, so 200 calls are two waves).
 Baselines from the same run: one round trip, one refresh, and the 200 calls through a plain
 ``httpx.AsyncClient`` with the header set by hand, which is what (a) costs without this app.
+The API runs in a process of its own, so that its threads do not compete with the client for
+this process's GIL; the token endpoint is the strict in-process fake, which counts refreshes.
 
 SQLite in a temporary file by default, ``DATABASE_URL``'s server otherwise (as ``bench_tokens.py``).
 A benchmark, not a test: it reports and exits 0 whatever it measures.
@@ -29,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-from support import bench_environment, print_table
+from support import api_in_another_process, bench_environment, print_table
 
 PATH = "/bigin/v2/org"
 THREADS = 32
@@ -42,18 +44,19 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.2, help="token endpoint answer time, seconds (default 0.2)")
     args = parser.parse_args()
 
-    # 200 connections at once: the fake's servers must queue more than socketserver's 5 pending ones.
-    # And TCP_NODELAY, as real servers have it: http.server writes the headers and the body
-    # separately, and on a kept-alive connection Nagle's algorithm then waits for the client's
-    # delayed ACK, 40 ms a reply, which would measure the fake, not the client.
-    import socketserver
+    # The API is served by another process (its threads must not share this process's GIL with
+    # the client being measured), with TCP_NODELAY as real servers have it and room for 200
+    # pending connections. The token endpoint stays the strict in-process fake: it counts refreshes.
+    from django.test.utils import override_settings
 
-    from tests import fakeprovider
+    from tests.fakeprovider import bigoauth_settings_for
 
-    fakeprovider._QuietServer.request_queue_size = 512
-    socketserver.StreamRequestHandler.disable_nagle_algorithm = True
-    with bench_environment(delay=args.delay) as fake:
-        rows = run(args, fake)
+    with bench_environment(delay=args.delay) as fake, api_in_another_process(args.api_delay) as api:
+        config = bigoauth_settings_for(fake)
+        # The fake names its own API domain in token replies: both are Bigin API domains here.
+        config["PROVIDERS"]["bigin"]["API_DOMAINS"] = {"us": api, "eu": fake.api_url}
+        with override_settings(BIGOAUTH=config):
+            rows = run(args, fake, api)
     print_table(
         rows,
         f"async benchmark: {args.calls} API calls",
@@ -62,16 +65,14 @@ def main() -> None:
     )
 
 
-def run(args: argparse.Namespace, fake) -> list[tuple[str, ...]]:
+def run(args: argparse.Namespace, fake, api: str) -> list[tuple[str, ...]]:
     import requests
     from django.utils import timezone
 
     from django_bigoauth import client
     from django_bigoauth.models import LinkedAccount, Token
 
-    slow_api(fake, args.api_delay)
-    fake.adopt(access_token="1000.access.bench")
-    account = LinkedAccount.objects.create(provider="bigin", external_id="bench", api_domain=fake.api_url)
+    account = LinkedAccount.objects.create(provider="bigin", external_id="bench", api_domain=api)
     Token.objects.create(
         account=account,
         access_token="1000.access.bench",
@@ -79,12 +80,12 @@ def run(args: argparse.Namespace, fake) -> list[tuple[str, ...]]:
         expires_at=timezone.now() + timedelta(hours=1),
     )
     headers = {"Authorization": "Zoho-oauthtoken 1000.access.bench"}
-    round_trip = median_seconds(lambda: requests.get(f"{fake.api_url}{PATH}", headers=headers, timeout=10), 5)
+    round_trip = median_seconds(lambda: requests.get(f"{api}{PATH}", headers=headers, timeout=10), 5)
     provider = account.provider_instance
     refresh = median_seconds(lambda: client.refresh(provider, fake.issue_refresh_token()), 3)
-    plain_httpx(f"{fake.api_url}{PATH}", headers, 10)  # warms httpx, asyncio and the server up for (a) too
+    plain_httpx(f"{api}{PATH}", headers, 10)  # warms httpx, asyncio and the server up for (a) too
     started = time.perf_counter()
-    plain = plain_httpx(f"{fake.api_url}{PATH}", headers, args.calls)
+    plain = plain_httpx(f"{api}{PATH}", headers, args.calls)
     httpx_wall = time.perf_counter() - started
 
     contenders: dict[str, Callable[[int], list[int]]] = {
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace, fake) -> list[tuple[str, ...]]:
             f"the same calls, token by hand ({plain.count(200)} x 200); (a) fresh = {ours / httpx_wall:.2f}x this",
         ),
     ]
-    ours_us, plain_us = client_cost(account.pk, f"{fake.api_url}{PATH}", headers)
+    ours_us, plain_us = client_cost(account.pk, f"{api}{PATH}", headers)
     rows.append(
         (
             "  per request, no network",
@@ -245,18 +246,6 @@ def one_after_another(account_pk: int, calls: int) -> list[int]:
 
     session = LinkedAccount.objects.get(pk=account_pk).session()
     return [session.get(PATH).status_code for _ in range(calls)]
-
-
-def slow_api(fake, delay: float) -> None:
-    """Every API request is answered after ``delay`` seconds (its own thread sleeps; others go on)."""
-    answer = fake.handle
-
-    def handle(server, *args):
-        if server == "api":
-            time.sleep(delay)
-        return answer(server, *args)
-
-    fake.handle = handle
 
 
 @contextlib.contextmanager

@@ -63,3 +63,60 @@ def print_table(rows: list[tuple[str, ...]], title: str, subtitle: str) -> None:
     for row in rows:
         values = [cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:-1], strict=True)]
         print("  ".join([row[0].ljust(widths[0]), *values, row[-1]]))
+
+
+API_SERVER = """
+import asyncio, socket, sys
+
+delay = float(sys.argv[1])
+OK = b'{"org": [{"id": "bench"}]}'
+REFUSED = b'{"code": "INVALID_TOKEN"}'
+
+
+def reply(status, body):
+    head = f"HTTP/1.1 {status}\\r\\nContent-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\n\\r\\n"
+    return head.encode() + body
+
+
+async def serve(reader, writer):
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        while True:
+            head = await reader.readuntil(b"\\r\\n\\r\\n")
+            await asyncio.sleep(delay)
+            ok = b"\\r\\nauthorization: zoho-oauthtoken " in head.lower()
+            writer.write(reply("200 OK", OK) if ok else reply("401 Unauthorized", REFUSED))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def api_in_another_process(delay: float) -> Iterator[str]:
+    """An API on 127.0.0.1 that answers every request after ``delay`` seconds, served by another process.
+
+    Not the fake provider's in-process API: its threads would share this process's GIL with the
+    client being measured, and ``http.server`` spends about a millisecond of Python per request,
+    so 200 concurrent requests would measure the server, not the client. This one is asyncio
+    with a fixed reply (tens of microseconds per request) and TCP_NODELAY. It accepts any
+    ``Zoho-oauthtoken`` header: which token is not what is measured here.
+    """
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", API_SERVER, str(delay)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
