@@ -7,6 +7,8 @@ from typing import Any
 from .exceptions import AccountNotFound, MultipleAccountsFound
 from .models import LinkedAccount
 
+__all__ = ["get_account"]
+
 
 def get_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
     """The one account of ``provider`` owned by ``user`` (``None``: site-level accounts only).

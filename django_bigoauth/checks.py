@@ -1,22 +1,37 @@
 """System checks: ``manage.py check`` names each configuration mistake with a stable id.
 
-| id | what |
-|---|---|
-| django_bigoauth.E001 | ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict |
-| django_bigoauth.E002 | a provider has no ``CLIENT_ID`` |
-| django_bigoauth.E003 | a provider has no ``CLIENT_SECRET`` |
-| django_bigoauth.E004 | an unknown provider slug with no ``CLASS`` |
-| django_bigoauth.E005 | a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider`` |
-| django_bigoauth.E006 | an unknown ``DATA_CENTRE`` (Bigin) or another provider-specific problem |
-| django_bigoauth.E007 | a plain ``http://`` endpoint on a host other than loopback |
-| django_bigoauth.E008 | ``ENCRYPTION_KEYS`` holds something that is not a Fernet key |
-| django_bigoauth.E009 | no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off |
-| django_bigoauth.E010 | a provider's ``SCOPES`` is not a list or tuple of strings |
-| django_bigoauth.E011 | ``REFRESH_LEEWAY``, ``STATE_TTL`` not a number >= 0, or ``HTTP_TIMEOUT`` not one > 0 |
-| django_bigoauth.E012 | ``AUTHORISE_ON_GET`` is not ``True`` or ``False`` |
-| django_bigoauth.W001 | no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``) |
-| django_bigoauth.W002 | an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?) |
-| django_bigoauth.W003 | Bigin's ``SCOPES`` are set without ``ZohoBigin.org.READ`` (or ``.ALL``) |
+Each check, by id (a definition list, which Sphinx's autodoc renders as it is):
+
+``django_bigoauth.E001``
+    ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict
+``django_bigoauth.E002``
+    a provider has no ``CLIENT_ID``
+``django_bigoauth.E003``
+    a provider has no ``CLIENT_SECRET``
+``django_bigoauth.E004``
+    an unknown provider slug with no ``CLASS``
+``django_bigoauth.E005``
+    a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider``
+``django_bigoauth.E006``
+    an unknown ``DATA_CENTRE`` (Bigin) or another provider-specific problem
+``django_bigoauth.E007``
+    a plain ``http://`` endpoint on a host other than loopback
+``django_bigoauth.E008``
+    ``ENCRYPTION_KEYS`` holds something that is not a Fernet key
+``django_bigoauth.E009``
+    no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off
+``django_bigoauth.E010``
+    a provider's ``SCOPES`` is not a list or tuple of strings
+``django_bigoauth.E011``
+    ``REFRESH_LEEWAY``, ``STATE_TTL`` not a number >= 0, or ``HTTP_TIMEOUT`` not one > 0
+``django_bigoauth.E012``
+    ``AUTHORISE_ON_GET`` is not ``True`` or ``False``
+``django_bigoauth.W001``
+    no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``)
+``django_bigoauth.W002``
+    an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?)
+``django_bigoauth.W003``
+    Bigin's ``SCOPES`` are set without ``ZohoBigin.org.READ`` (or ``.ALL``)
 """
 
 from __future__ import annotations
@@ -30,6 +45,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .conf import DEFAULTS, PROVIDER_DEFAULTS, SETTING_NAME, bigoauth_settings
 from .netloc import is_safe_endpoint
+
+__all__ = ["ID", "check_settings"]
 
 ID = "django_bigoauth"
 

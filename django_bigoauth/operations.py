@@ -22,6 +22,7 @@ from .exceptions import (
     AccountsServerNotAllowed,
     BigOAuthError,
     InvalidGrant,
+    OperationError,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -33,9 +34,8 @@ from .providers.bigin import BiginProvider
 from .revocation import RevokeResult
 from .tokens import refresh_access_token
 
-
-class OperationError(BigOAuthError, ValueError):
-    """An operation was asked for something it cannot do; the message says what to change."""
+# OperationError lives in exceptions.py; importing it from here still works.
+__all__ = ["OperationError", "account_rows", "exchange_self_client_code", "refresh_accounts", "revoke_account_by_id"]
 
 
 # -- bigoauth_exchange_code ------------------------------------------------------------------

@@ -24,6 +24,8 @@ from django.views.decorators.debug import sensitive_variables
 from ..exceptions import InvalidGrant, ProviderError, ProviderUnavailable
 from ..redaction import mask
 
+__all__ = ["CallbackContext", "Identity", "Provider", "TokenReply", "import_provider_class"]
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class TokenReply:
