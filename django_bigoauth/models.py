@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -18,12 +19,25 @@ from django.views.decorators.debug import sensitive_variables
 from . import policy
 from .conf import bigoauth_settings
 from .crypto import EncryptedTextField, check_binding
+from .exceptions import BigOAuthError
 from .redaction import mask
+
+__all__ = ["LinkedAccount", "PendingAuthorisation", "Token", "owner_key", "provider_display_name"]
 
 if TYPE_CHECKING:
     from .providers import Provider
     from .revocation import RevokeResult
     from .session import AccountSession
+
+
+def provider_display_name(slug: str) -> str:
+    """The provider's display name ("Bigin"); the bare slug when it is not configured (any more)."""
+    from .providers import get_provider
+
+    try:
+        return get_provider(slug).display_name
+    except (BigOAuthError, ImproperlyConfigured):
+        return slug
 
 
 def owner_key(user_id: Any) -> str:
@@ -87,8 +101,16 @@ class LinkedAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        owner = self.user if self.user_id else _("site")
-        return f"{self.provider}: {self.label or self.external_id or self.pk} ({owner})"
+        """``Bigin account “Acme CRM” (site)``, ``… (user ann)``: how pages, messages and commands name it."""
+        names = {
+            "provider": provider_display_name(self.provider),
+            "name": self.label or self.external_id,
+            "id": self.pk,
+            "owner": _("user %(username)s") % {"username": self.user.get_username()} if self.user_id else _("site"),
+        }
+        if names["name"]:
+            return _("%(provider)s account “%(name)s” (%(owner)s)") % names
+        return _("%(provider)s account %(id)s (%(owner)s)") % names
 
     def __repr__(self) -> str:
         return f"<LinkedAccount {self.pk} {self.provider!r} {self.status}>"
