@@ -279,7 +279,12 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
         return fail(exc, 503, message % {"provider": provider.display_name})
 
     names = {"provider": provider.display_name, "label": account.label}
-    if created:
+    if pending.site_level:  # the site's account, not the superuser's who linked it
+        if created:
+            text = _("The site's %(provider)s account “%(label)s” is now linked.") % names
+        else:
+            text = _("The site's %(provider)s account “%(label)s” was linked again and is up to date.") % names
+    elif created:
         text = _("Your %(provider)s account “%(label)s” is now linked.") % names
     else:
         text = _("Your %(provider)s account “%(label)s” was linked again and is up to date.") % names
