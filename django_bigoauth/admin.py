@@ -17,15 +17,18 @@ from datetime import datetime
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import capfirst
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
@@ -33,19 +36,16 @@ from . import crypto, store
 from .conf import bigoauth_settings
 from .exceptions import BigOAuthError, TokenDecryptionError
 from .humanize import describe_expiry
-from .models import LinkedAccount, Token
+from .models import LinkedAccount, Token, provider_display_name
 from .policy import is_stale
-from .providers import get_provider, get_providers
+from .providers import get_providers
 from .redaction import mask
 from .revocation import RevokeOutcome
 
+__all__ = ["LinkedAccountAdmin", "TokenAdmin", "TokenInline", "describe_expiry_html", "masked_ciphertext"]
 
-def provider_name(slug: str) -> str:
-    """The provider's display name; the bare slug when it is no longer configured."""
-    try:
-        return get_provider(slug).display_name
-    except (BigOAuthError, ImproperlyConfigured):
-        return slug
+#: The provider's display name; the bare slug when it is no longer configured.
+provider_name = provider_display_name
 
 
 def describe_expiry_html(expires_at: datetime | None, obtained_at: datetime | None = None) -> str:
@@ -97,6 +97,24 @@ def with_ciphertext_only(queryset: QuerySet) -> QuerySet:
     return queryset.defer(*Token.ENCRYPTED_FIELDS).annotate(**store.raw_ciphertext_columns())
 
 
+def expiry_and_refresh_html(expires_at: datetime | None, refreshed_at: datetime | None) -> str:
+    """One cell for two facts: when the token expires (red when stale) and, below, when it was last refreshed.
+
+    One column instead of two keeps the lists within a 1280-pixel screen; the exact time of
+    the refresh is the line's tooltip.
+    """
+    expiry = describe_expiry_html(expires_at, refreshed_at)
+    if refreshed_at is None:
+        return expiry
+    return format_html(
+        '{}<br><span class="bigoauth-refreshed" style="color: var(--body-quiet-color, #666); font-size: .85em" '
+        'title="{}">{}</span>',
+        expiry,
+        date_format(timezone.localtime(refreshed_at), "DATETIME_FORMAT"),
+        _("refreshed %(time)s ago") % {"time": timesince(refreshed_at, depth=1)},
+    )
+
+
 class MaskedTokenColumns:
     """Token columns for an admin whose queryset comes from :func:`with_ciphertext_only`."""
 
@@ -113,6 +131,10 @@ class MaskedTokenColumns:
     @admin.display(description=_("expires"), ordering="expires_at")
     def expires_in(self, token: Token) -> str:
         return describe_expiry_html(token.expires_at, token.refreshed_at)
+
+    @admin.display(description=_("expires"), ordering="expires_at")
+    def expiry(self, token: Token) -> str:
+        return expiry_and_refresh_html(token.expires_at, token.refreshed_at)
 
 
 # What the inline and the token admin show of a token; masked values only.
@@ -162,7 +184,9 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     change_list_template = "admin/django_bigoauth/linkedaccount/change_list.html"
     revoke_confirmation_template = "admin/django_bigoauth/linkedaccount/revoke_confirmation.html"
 
-    list_display = ("display_provider", "owner", "label", "data_centre", "status", "expires_in", "last_refreshed")
+    # Five columns that fit a 1280-pixel screen beside the admin's menu and the filters: the
+    # data centre goes with the provider, the last refresh under the expiry.
+    list_display = ("display_provider", "owner", "label", "status", "token_health")
     list_display_links = ("display_provider", "label")
     list_filter = (ProviderFilter, "status")
     # The user only; token columns come from annotations (see get_queryset).
@@ -256,7 +280,14 @@ class LinkedAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("provider"), ordering="provider")
     def display_provider(self, account: LinkedAccount) -> str:
-        return provider_name(account.provider)
+        if not account.data_centre:
+            return provider_name(account.provider)
+        return format_html(
+            '{} <span class="bigoauth-data-centre" title="{}">{}</span>',
+            provider_name(account.provider),
+            _("data centre"),
+            account.data_centre.upper(),
+        )
 
     @admin.display(description=_("owner"), ordering="user")
     def owner(self, account: LinkedAccount) -> str:
@@ -268,9 +299,11 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             return _("no token")
         return describe_expiry_html(account.token_expires_at, getattr(account, "token_refreshed_at", None))
 
-    @admin.display(description=_("last refreshed"), ordering="token_refreshed_at")
-    def last_refreshed(self, account: LinkedAccount) -> datetime | None:
-        return getattr(account, "token_refreshed_at", None)
+    @admin.display(description=_("token"), ordering="token_expires_at")
+    def token_health(self, account: LinkedAccount) -> str:
+        if getattr(account, "token_pk", None) is None:
+            return _("no token")
+        return expiry_and_refresh_html(account.token_expires_at, getattr(account, "token_refreshed_at", None))
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -325,16 +358,55 @@ class LinkedAccountAdmin(admin.ModelAdmin):
             "%(account)s: removed here only; there was no readable token to revoke at %(provider)s."
         ) % names
 
-    def _revoke_confirmation(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse:
+    def _revoke_confirmation(
+        self, request: HttpRequest, accounts: QuerySet | list[LinkedAccount], *, original: LinkedAccount | None = None
+    ) -> TemplateResponse:
+        """The one confirmation page: for the list action (``original`` None) and the account page's button."""
+        if original is None:
+            cancel_url = reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_changelist")
+        else:
+            cancel_url = reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_change", args=[original.pk])
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Revoke linked accounts"),
+            "title": _("Revoke linked accounts") if original is None else _("Revoke a linked account"),
             "opts": self.model._meta,
-            "accounts": list(queryset),
+            "accounts": list(accounts),
+            "original": original,
+            "cancel_url": cancel_url,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": self.media,
         }
         return TemplateResponse(request, self.revoke_confirmation_template, context)
+
+    # -- the account page's Revoke button -------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        revoke = path(
+            "<path:object_id>/revoke/",
+            self.admin_site.admin_view(self.revoke_view),
+            name="{}_{}_revoke".format(*info),
+        )
+        return [revoke, *super().get_urls()]
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: the list action's confirmation page for this account; POST (``post=yes``): revoke it.
+
+        Needs the *delete* permission, like the action. The outcome is an admin message on the
+        account's page, in the action's words.
+        """
+        account = self.get_object(request, unquote(object_id))
+        if account is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_delete_permission(request, account):
+            raise PermissionDenied
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            level, text = self._revoke_one(account)
+            self.message_user(request, text, level)
+            return HttpResponseRedirect(
+                reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_change", args=[account.pk])
+            )
+        return self._revoke_confirmation(request, [account], original=account)
 
     # -- the site-level link buttons ------------------------------------------------------------
 
@@ -375,18 +447,18 @@ class TokenAdmin(MaskedTokenColumns, admin.ModelAdmin):
     link). "Revoke" on the account does it properly; deleting the account takes the token along.
     """
 
+    # Fits a 1280-pixel screen: the last refresh under the expiry, and no filter sidebar (the
+    # token type, all there was to filter on, is one value in practice).
     list_display = (
-        "account_link",
         "display_provider",
+        "account_link",
         "token_type",
-        "expires_in",
-        "refreshed_at",
+        "expiry",
         "masked_access_token",
         "masked_refresh_token",
     )
     list_display_links = ("display_provider",)
     list_select_related = ("account", "account__user")
-    list_filter = ("token_type",)
     ordering = ("account__provider", "account__label", "pk")
     fields = readonly_fields = ("account_link", "display_provider", *TOKEN_FIELDS, "created_at", "updated_at")
 
