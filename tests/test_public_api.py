@@ -41,6 +41,15 @@ def syntax_tree(name: str) -> ast.Module:
 PUBLIC = [name for name in package_modules() if name not in NOT_PUBLIC]
 
 
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_module_says_what_it_exports(name):
+    module = importlib.import_module(name)
+    assert isinstance(getattr(module, "__all__", None), list), f"{name} has no __all__"
+    missing = [item for item in module.__all__ if not hasattr(module, item)]
+    assert missing == [], f"{name}.__all__ names what it does not have"
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
 def test_every_exception_is_defined_in_exceptions_py():
     elsewhere = []
     for name in package_modules():
@@ -90,3 +99,20 @@ def test_no_docstring_holds_a_markdown_table():
                 if MARKDOWN_TABLE.search(docstring):
                     offenders.append(f"{name}:{getattr(node, 'name', '<module>')}")
     assert offenders == []
+
+
+def test_there_is_one_describe_expiry_and_one_account_row():
+    from django_bigoauth import humanize, operations, views
+
+    definitions = {"describe_expiry": [], "AccountRow": []}
+    for name in package_modules():
+        tree = syntax_tree(name)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in definitions:
+                definitions[node.name].append(name)
+    assert definitions == {
+        "describe_expiry": ["django_bigoauth.humanize"],
+        "AccountRow": ["django_bigoauth.operations"],
+    }
+    assert views.AccountRow is operations.AccountRow  # still importable where it was
+    assert humanize.describe_expiry is operations.describe_expiry
