@@ -368,6 +368,7 @@ def test_migrate_and_demo_setup_create_the_login_and_the_sandbox_application_ide
     again = manage("demo_setup", database=database, SANDBOX_CLIENT_SECRET="a-new-secret")
     assert again.returncode == 0, again.stderr
     assert "Sandbox OAuth application updated" in again.stdout  # the secret changed, so the application did
+    assert "Demo login kept: demo, password unchanged" in again.stdout
 
     # The last line: Django 5.2+ shell first says how many objects it imported.
     state = manage("shell", "-c", SHOW_STATE, database=database).stdout.strip().splitlines()[-1].split()
@@ -383,6 +384,27 @@ def test_migrate_and_demo_setup_create_the_login_and_the_sandbox_application_ide
         "True",
         "True",
     ]
+
+
+@pytest.mark.slow
+def test_demo_setup_again_keeps_the_password_and_so_the_browsers_session(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    assert manage("migrate", "-v0", database=database).returncode == 0
+    assert manage("demo_setup", "--url", "http://127.0.0.1:8765/", database=database).returncode == 0
+    change = "from django.contrib.auth.models import User as U; u = U.objects.get(); u.set_password('mine'); u.save()"
+    assert manage("shell", "-c", change, database=database).returncode == 0
+    show = "from django.contrib.auth.models import User as U; print('HASH', U.objects.get().password)"
+    before = manage("shell", "-c", show, database=database).stdout
+
+    again = manage("demo_setup", "--url", "http://127.0.0.1:8765/", database=database)
+    assert again.returncode == 0, again.stderr
+    assert "Open http://127.0.0.1:8765/ and sign in as demo." in again.stdout
+    # The same hash: Django's session auth hash is derived from it, so signed-in browsers stay signed in.
+    assert manage("shell", "-c", show, database=database).stdout == before
+
+    reset = manage("demo_setup", "--reset-password", database=database)
+    assert "Demo login reset: demo / demo" in reset.stdout and "signed out" in reset.stdout
+    assert manage("shell", "-c", show, database=database).stdout != before
 
 
 # -- the sandbox over real HTTP ------------------------------------------------------------------------
