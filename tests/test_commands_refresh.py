@@ -238,3 +238,35 @@ def test_an_interrupted_run_says_how_to_go_on_and_keeps_what_it_did(five, fake_p
     generations = dict(Token.objects.values_list("account_id", "generation"))
     assert [generations[account.pk] for account in five] == [1, 1, 1, 1, 1]
     assert fake_provider.refresh_calls() == 5
+
+
+def test_a_failure_is_one_line_on_the_terminal_even_when_the_site_logs_to_the_console(
+    fake_provider, make_account, capsys
+):
+    """The example project logs django_bigoauth to the console: the command's own line is the only one."""
+    import logging
+
+    from django.core.management import execute_from_command_line
+
+    account = make_account("bigin", refresh_token="1000.refresh.revoked")
+    logger = logging.getLogger("django_bigoauth")
+    console = logging.StreamHandler()  # to sys.stderr: the terminal the command prints to
+    log_file = StringIO()
+    elsewhere = logging.StreamHandler(log_file)  # a log file, mail, an error tracker
+    for handler in (console, elsewhere):
+        logger.addHandler(handler)
+    try:
+        with pytest.raises(SystemExit) as excinfo:
+            execute_from_command_line(["manage.py", "bigoauth_refresh", "--account", str(account.pk)])
+    finally:
+        for handler in (console, elsewhere):
+            logger.removeHandler(handler)
+    assert excinfo.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"CommandError: [{account.pk}] Bigin account “org-1” (site): Account {account.pk} (bigin) must be linked "
+        "again: the provider refused its refresh token (invalid_code)."
+    ]
+    assert f"Account {account.pk} (bigin) needs re-authorisation" in log_file.getvalue()  # still logged there
+    assert console.filters == []  # and the console's logging is as it was

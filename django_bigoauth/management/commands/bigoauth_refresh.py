@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 
 from django_bigoauth.operations import RefreshResult, refresh_accounts
 
-from ._errors import one_line, reported_as_command_error
+from ._errors import app_log_off_the_terminal, one_line, reported_as_command_error
 from ._progress import Progress
 
 #: accounts read per query, and (off a terminal) refreshed between two progress lines
@@ -43,6 +43,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with app_log_off_the_terminal(options["verbosity"]):  # the command reports every outcome itself
+            self._handle(**options)
+
+    def _handle(self, **options: Any) -> None:
         verbosity = options["verbosity"]
         with reported_as_command_error():
             run = refresh_accounts(

@@ -11,7 +11,7 @@ from django_bigoauth.models import provider_display_name
 from django_bigoauth.operations import revoke_account_by_id
 from django_bigoauth.revocation import RevokeOutcome
 
-from ._errors import reported_as_command_error
+from ._errors import app_log_off_the_terminal, reported_as_command_error
 
 
 class Command(BaseCommand):
@@ -24,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--account", type=int, required=True, metavar="ID", help=_("the account to revoke"))
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with app_log_off_the_terminal(options["verbosity"]):  # the command reports every outcome itself
+            self._handle(**options)
+
+    def _handle(self, **options: Any) -> None:
         with reported_as_command_error():
             result = revoke_account_by_id(options["account"])
         account = result.account

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from django_bigoauth.rotation import DEFAULT_BATCH_SIZE, RotationReport, rotate_keys, token_count
 
+from ._errors import app_log_off_the_terminal
 from ._progress import Progress
 
 
@@ -29,7 +30,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--database", default=None, help=_("The database alias to rotate (default: the router's)."))
 
-    def handle(self, *args: Any, batch_size: int, database: str | None, verbosity: int, **options: Any) -> None:
+    def handle(self, *args: Any, verbosity: int, **options: Any) -> None:
+        with app_log_off_the_terminal(verbosity):  # the command reports every outcome itself
+            self._handle(verbosity=verbosity, **options)
+
+    def _handle(self, *, batch_size: int, database: str | None, verbosity: int, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError(_("--batch-size must be at least 1."))
         # A bar on a terminal, a line per batch elsewhere, nothing with --verbosity 0; the
