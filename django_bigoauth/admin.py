@@ -13,6 +13,8 @@ revoking or deleting their account.
 
 from __future__ import annotations
 
+import functools
+import operator
 from datetime import datetime
 
 from django.contrib import admin, messages
@@ -20,15 +22,15 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.text import capfirst
+from django.utils.text import capfirst, smart_split, unescape_string_literal
 from django.utils.timesince import timesince
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
@@ -110,7 +112,8 @@ def expiry_and_refresh_html(expires_at: datetime | None, refreshed_at: datetime 
         '{}<br><span class="bigoauth-refreshed" style="color: var(--body-quiet-color, #666); font-size: .85em" '
         'title="{}">{}</span>',
         expiry,
-        date_format(timezone.localtime(refreshed_at), "DATETIME_FORMAT"),
+        # ISO 8601 rather than date_format(): a list draws this a hundred times per page.
+        timezone.localtime(refreshed_at).strftime("%Y-%m-%d %H:%M:%S %Z"),
         _("refreshed %(time)s ago") % {"time": timesince(refreshed_at, depth=1)},
     )
 
@@ -187,7 +190,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     # Five columns that fit a 1280-pixel screen beside the admin's menu and the filters: the
     # data centre goes with the provider, the last refresh under the expiry.
     list_display = ("display_provider", "owner", "label", "status", "token_health")
-    list_display_links = ("display_provider", "label")
+    list_display_links = ("label",)  # one link per row: each costs a reverse()
     list_filter = (ProviderFilter, "status")
     # The user only; token columns come from annotations (see get_queryset).
     list_select_related = ("user",)
@@ -216,6 +219,23 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         "updated_at",
     )
 
+    def action_checkbox(self, obj: LinkedAccount) -> str:
+        """Django's row checkbox, the same HTML written with ``format_html``.
+
+        Django renders a form widget (a template) for it on every row, which costs more than
+        all the row's other cells together: a hundred rows of ten thousand accounts should
+        cost little more than ten rows of ten.
+        """
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        )
+
+    # Django 4.2 takes the column's header from here (later versions write it themselves).
+    action_checkbox.short_description = getattr(admin.ModelAdmin.action_checkbox, "short_description", "")  # type: ignore[attr-defined]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # Annotations instead of select_related("token"): selecting the token would decrypt
         # two tokens per row for nothing, and one unreadable token would break the list.
@@ -230,15 +250,42 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         )
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
+        """What the search box looks in (all "contains"): label, external id, the owner's username and email."""
+        return ["label", "external_id", *(f"user__{name}" for name in self._owner_search_fields())]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """The fields of :meth:`get_search_fields`, the owner's matched in a subquery on the user table.
+
+        Django's own search joins the users and compares four columns of every account; with
+        the owner in a subquery (on the much smaller user table) each term costs one pass
+        over the accounts with two comparisons, about half the time on ten thousand accounts.
+        Terms are split as Django splits them (quotes keep a phrase together); every term must match.
+        """
         user_model = get_user_model()
-        fields = ["label", "external_id", f"user__{user_model.USERNAME_FIELD}"]
+        for term in smart_split(search_term):
+            if term[:1] in ('"', "'") and term[-1:] == term[:1] and len(term) > 1:
+                term = unescape_string_literal(term)
+            owners = user_model._default_manager.filter(
+                functools.reduce(
+                    operator.or_, (Q(**{f"{name}__icontains": term}) for name in self._owner_search_fields())
+                )
+            )
+            queryset = queryset.filter(
+                Q(label__icontains=term) | Q(external_id__icontains=term) | Q(user__in=owners.values("pk"))
+            )
+        return queryset, False
+
+    @staticmethod
+    def _owner_search_fields() -> list[str]:
+        user_model = get_user_model()
+        fields = [user_model.USERNAME_FIELD]
         email = user_model.get_email_field_name()
         try:
             user_model._meta.get_field(email)
         except FieldDoesNotExist:
             return fields
         if email != user_model.USERNAME_FIELD:
-            fields.append(f"user__{email}")
+            fields.append(email)
         return fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -95,6 +95,11 @@ class LinkedAccount(models.Model):
         verbose_name = _("linked account")
         verbose_name_plural = _("linked accounts")
         ordering = ["provider", "label", "pk"]
+        indexes = [
+            # The admin's list (and anything else in the default order) reads one page of
+            # thousands of accounts through this index instead of sorting them all.
+            models.Index(fields=["provider", "label", "id"], name="bigoauth_account_list_order"),
+        ]
         constraints = [
             # One account per provider, external id and owner (a user, or the site).
             models.UniqueConstraint(fields=["provider", "external_id", "owner_key"], name="bigoauth_unique_account"),

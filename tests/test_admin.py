@@ -645,3 +645,23 @@ def test_admin_messages_name_an_account_one_way(admin_client, accounts, fake_pro
     texts = sorted(text for _level, text in revoked)
     assert texts[0].startswith("Biggerplate account “Ann's maps” (user ann): removed here only")
     assert texts[1].startswith("Bigin account “Acme CRM” (site): revoked")
+
+
+def test_search_takes_every_term_and_quoted_phrases(admin_client, accounts):
+    def found(query):
+        response = admin_client.get(CHANGELIST, {"q": query})
+        return {account.pk for account in response.context["cl"].result_list}
+
+    assert found("ann maps") == {accounts.maps.pk}  # the owner and the label, both must match
+    assert found('"Old org"') == {accounts.old.pk}
+    assert found('"org old"') == set()
+    assert found("ANN@EXAMPLE") == {accounts.maps.pk, accounts.old.pk, accounts.dead.pk}  # any case
+
+
+def test_each_row_has_django_admins_action_checkbox(admin_client, accounts):
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert (
+        f'<input type="checkbox" name="_selected_action" value="{accounts.site.pk}" class="action-select" '
+        'aria-label="Select this object for an action - Bigin account “Acme CRM” (site)">'
+    ) in html
+    assert 'id="action-toggle"' in html  # the header's select-all box, as Django draws it
