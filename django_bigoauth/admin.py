@@ -506,6 +506,10 @@ class TokenAdmin(MaskedTokenColumns, admin.ModelAdmin):
     )
     list_display_links = ("display_provider",)
     list_select_related = ("account", "account__user")
+
+    class Media:
+        css = {"all": ["django_bigoauth/admin.css"]}  # long account names wrap (the account list loads it itself)
+
     ordering = ("account__provider", "account__label", "pk")
     fields = readonly_fields = ("account_link", "display_provider", *TOKEN_FIELDS, "created_at", "updated_at")
 

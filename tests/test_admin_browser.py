@@ -51,11 +51,14 @@ def chromium():
 def realistic_accounts(transactional_db, make_account):
     """Accounts with the longest values a real list shows: long labels, usernames, expiries."""
     user_model = get_user_model()
-    owner = user_model.objects.create_user("margaret.hamilton-smith", email="margaret.hamilton-smith@example.com")
+    # A long username (Django allows 150 characters) and a label with a long word: they must wrap.
+    owner = user_model.objects.create_user(
+        "margaret.hamilton-smith.finance-department", email="margaret.hamilton-smith@example.com"
+    )
     accounts = [
         make_account("bigin", label="Acme Manufacturing Ltd (Europe)", external_id="60012345678", expires_in=-7200),
         make_account("bigin", user=owner, label="Hamilton-Smith Consulting GmbH", external_id="60098765432"),
-        make_account("biggerplate", user=owner, label="margaret.hamilton-smith", external_id="1234567"),
+        make_account("biggerplate", user=owner, label="Kundenbeziehungsmanagementabteilung", external_id="1234567"),
     ]
     from django_bigoauth.models import LinkedAccount, Token
 
