@@ -385,7 +385,10 @@ def refresh_accounts(
     if account_ids:
         if after is not None:
             raise OperationError(_("--after goes with --all or --expiring-within, not with --account."))
-        found = {account.pk: account for account in _with_generation(LinkedAccount.objects.filter(pk__in=account_ids))}
+        found = {
+            account.pk: account
+            for account in _with_generation(LinkedAccount.objects.filter(pk__in=account_ids).select_related("user"))
+        }
         missing = [str(pk) for pk in account_ids if pk not in found]
         if missing:
             raise OperationError(
