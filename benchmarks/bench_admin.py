@@ -47,8 +47,8 @@ PAGES = (
     ("accounts, filtered by provider and status", ACCOUNTS, {"provider": "bigin", "status__exact": "active"}, 10),
     ("accounts, searched by owner", ACCOUNTS, {"q": "owner-7"}, 10),
     ("accounts, searched by label", ACCOUNTS, {"q": "Organisation"}, 10),
-    ("accounts, sorted by token expiry", ACCOUNTS, {"o": "5"}, 10),
     ("tokens", TOKENS, {}, 10),
+    ("tokens, sorted by expiry", TOKENS, {"o": "4"}, 10),
     ("accounts, 100 per page (more rows, not only more accounts)", ACCOUNTS, {}, 100),
 )
 SMALL, LARGE = 10, 10_000

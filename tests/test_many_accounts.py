@@ -36,10 +36,11 @@ VIEWS = [
     (ACCOUNTS, {"q": "bulk-owner-7"}),
     (ACCOUNTS, {"q": "Organisation"}),
     (ACCOUNTS, {"q": "bulk-12"}),
-    (ACCOUNTS, {"o": "5"}),
+    (ACCOUNTS, {"o": "-1"}),
     (ACCOUNTS, {"p": "1"}),
     (TOKENS, {}),
     (TOKENS, {"o": "4"}),
+    (TOKENS, {"o": "-4"}),
 ]
 PAGE_SIZES = (10, 100)
 
@@ -121,3 +122,18 @@ def test_bigoauth_accounts_streams_ten_thousand_rows_in_bounded_queries_and_flat
     bigin = LinkedAccount.objects.filter(provider="bigin").count()
     assert len(out.getvalue().splitlines()) == 1 + bigin
     assert len(rows) == bigin // 500 + 1 and all(re.search(r"LIMIT 500\b", sql) for sql in rows)
+
+
+def test_the_token_list_sorts_ids_not_ciphertext(admin_client, db, monkeypatch):
+    """The sorted query reads ids only; the ciphertext (for the masked prefixes) is read for the page's rows."""
+    create_accounts(30)
+    monkeypatch.setattr(TokenAdmin, "list_per_page", 10)
+    for params in ({}, {"o": "4"}, {"p": "2"}):
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(TOKENS, params)
+        assert response.status_code == 200 and len(response.context["cl"].result_list) == 10
+        sorted_reads = [q["sql"] for q in captured.captured_queries if "ORDER BY" in q["sql"]]
+        assert sorted_reads and all("access_token" not in sql for sql in sorted_reads), sorted_reads
+        page = [q["sql"] for q in captured.captured_queries if "access_token" in q["sql"]]
+        assert len(page) == 1 and "ORDER BY" not in page[0]
+        assert "1000…" in response.content.decode()  # the masked prefixes are there
