@@ -4,9 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 MANAGE := $(BIN)/python example_project/manage.py
+# Where the example site is served. Its sandbox provider's endpoints (SANDBOX_BASE_URL) follow it
+# for every command make runs, so that `DEMO_ADDR=127.0.0.1:8765 make demo` and
+# `DEMO_ADDR=127.0.0.1:8765 make manage CMD="bigoauth_refresh --all"` agree on where the sandbox is.
 DEMO_ADDR ?= 127.0.0.1:8000
+DEMO_MANAGE = SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://$(DEMO_ADDR)} $(MANAGE)
 
-.PHONY: demo test test-postgres test-mariadb lint format migrations-check bench dist clean
+.PHONY: demo manage test test-postgres test-mariadb lint format migrations-check bench dist clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "django_bigoauth needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -21,13 +25,17 @@ $(STAMP): setup.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## demo: install, migrate, create the demo login, and serve the example site on 127.0.0.1:8000
+## demo: install, migrate, create the demo login, and serve the example site on DEMO_ADDR (127.0.0.1:8000)
 # The sandbox's signing key first (no Django needed): the site reads it when its settings load.
 demo: $(STAMP)
 	$(BIN)/python example_project/sandbox/keys.py
-	$(MANAGE) migrate --noinput
-	$(MANAGE) demo_setup
-	SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://$(DEMO_ADDR)} $(MANAGE) runserver $(DEMO_ADDR)
+	$(DEMO_MANAGE) migrate --noinput
+	$(DEMO_MANAGE) demo_setup --url http://$(DEMO_ADDR)/
+	$(DEMO_MANAGE) runserver $(DEMO_ADDR)
+
+## manage: one manage.py command of the example site, e.g. make manage CMD="bigoauth_accounts" (same DEMO_ADDR as demo)
+manage: $(STAMP)
+	$(DEMO_MANAGE) $(CMD)
 
 ## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL or MariaDB/MySQL)
 test: $(STAMP)
@@ -62,9 +70,11 @@ migrations-check: $(STAMP)
 bench: $(STAMP)
 	@for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
 
+## dist: the sdist and the wheel in dist/, checked by twine
 dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .tox artifacts

@@ -14,9 +14,23 @@ setup(
     "and always fresh.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="MIT",
+    # PEP 639: an SPDX expression and the licence file, instead of a "License ::" classifier.
+    license_expression="MIT",
+    license_files=["LICENSE"],
+    # The project root is the package root: a plain path entry for editable installs, where the
+    # default (a finder for each package) warns that folders here could shadow the package.
+    package_dir={"": "."},
     packages=find_packages(include=["django_bigoauth", "django_bigoauth.*"]),
-    include_package_data=True,
+    # Listed, not include_package_data: that reads MANIFEST.in and warns that the template and
+    # static folders look like packages absent from `packages`. MANIFEST.in is for the sdist.
+    package_data={
+        "django_bigoauth": [
+            "templates/**/*.html",
+            "static/**/*",
+            "locale/*/LC_MESSAGES/*.po",
+            "locale/*/LC_MESSAGES/*.mo",
+        ]
+    },
     zip_safe=False,
     python_requires=">=3.10",
     install_requires=[
@@ -68,7 +82,9 @@ setup(
             "playwright>=1.40",
             "psycopg[binary]>=3.1",
             "build>=1.0",
-            "setuptools>=69",
+            # license_expression (PEP 639) needs 77; the no-isolation build test uses this one.
+            "setuptools>=77",
+            "twine>=6.1",
             "wheel",
             "ruff>=0.5",
             # `make lint`: the layering contract in .importlinter
@@ -83,7 +99,6 @@ setup(
         "Framework :: Django :: 4.2",
         "Framework :: Django :: 5.2",
         "Intended Audience :: Developers",
-        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",

@@ -1,24 +1,41 @@
 """System checks: ``manage.py check`` names each configuration mistake with a stable id.
 
-| id | what |
-|---|---|
-| django_bigoauth.E001 | ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict |
-| django_bigoauth.E002 | a provider has no ``CLIENT_ID`` |
-| django_bigoauth.E003 | a provider has no ``CLIENT_SECRET`` |
-| django_bigoauth.E004 | an unknown slug without ``CLASS``, ``ISSUER`` or ``AUTHORIZE_URL`` + ``TOKEN_URL`` |
-| django_bigoauth.E005 | a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider`` |
-| django_bigoauth.E006 | an unknown ``DATA_CENTRE`` (Bigin), a malformed ``ISSUER``, or another provider problem |
-| django_bigoauth.E007 | a plain ``http://`` endpoint on a host other than loopback |
-| django_bigoauth.E008 | ``ENCRYPTION_KEYS`` holds something that is not a Fernet key |
-| django_bigoauth.E009 | no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off |
-| django_bigoauth.E010 | a provider's ``SCOPES`` is not a list or tuple of strings |
-| django_bigoauth.E011 | ``REFRESH_LEEWAY``, ``STATE_TTL``, ``DISCOVERY_TTL`` not numbers >= 0; ``HTTP_TIMEOUT`` <= 0 |
-| django_bigoauth.E012 | ``AUTHORISE_ON_GET`` is not ``True`` or ``False`` |
-| django_bigoauth.E013 | ``EXTRA_AUTHORIZE_PARAMS`` is not a dict of strings, or sets ``state``, ``redirect_uri``... |
-| django_bigoauth.W001 | no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``) |
-| django_bigoauth.W002 | an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?) |
-| django_bigoauth.W003 | ``SCOPES`` lack the scope that names the account (Bigin: ``ZohoBigin.org.READ``/``.ALL``) |
-| django_bigoauth.W004 | ``check --deploy``: an ``ISSUER``'s discovery document cannot be fetched or used |
+Each check, by id (a definition list, which Sphinx's autodoc renders as it is):
+
+``django_bigoauth.E001``
+    ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict
+``django_bigoauth.E002``
+    a provider has no ``CLIENT_ID``
+``django_bigoauth.E003``
+    a provider has no ``CLIENT_SECRET``
+``django_bigoauth.E004``
+    an unknown slug without ``CLASS``, ``ISSUER`` or ``AUTHORIZE_URL`` + ``TOKEN_URL``
+``django_bigoauth.E005``
+    a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider``
+``django_bigoauth.E006``
+    an unknown ``DATA_CENTRE`` (Bigin), a malformed ``ISSUER``, or another provider problem
+``django_bigoauth.E007``
+    a plain ``http://`` endpoint on a host other than loopback
+``django_bigoauth.E008``
+    ``ENCRYPTION_KEYS`` holds something that is not a Fernet key
+``django_bigoauth.E009``
+    no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off
+``django_bigoauth.E010``
+    a provider's ``SCOPES`` is not a list or tuple of strings
+``django_bigoauth.E011``
+    ``REFRESH_LEEWAY``, ``STATE_TTL``, ``DISCOVERY_TTL`` not numbers >= 0; ``HTTP_TIMEOUT`` <= 0
+``django_bigoauth.E012``
+    ``AUTHORISE_ON_GET`` is not ``True`` or ``False``
+``django_bigoauth.E013``
+    ``EXTRA_AUTHORIZE_PARAMS`` is not a dict of strings, or sets ``state``, ``redirect_uri``...
+``django_bigoauth.W001``
+    no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``)
+``django_bigoauth.W002``
+    an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?)
+``django_bigoauth.W003``
+    ``SCOPES`` lack the scope that names the account (Bigin: ``ZohoBigin.org.READ``/``.ALL``)
+``django_bigoauth.W004``
+    ``check --deploy``: an ``ISSUER``'s discovery document cannot be fetched or used
 """
 
 from __future__ import annotations
@@ -32,6 +49,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .conf import DEFAULTS, SETTING_NAME, bigoauth_settings
 from .netloc import is_safe_endpoint
+
+__all__ = ["ID", "check_settings"]
 
 ID = "django_bigoauth"
 

@@ -13,6 +13,15 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+__all__ = [
+    "BUILTIN_PROVIDER_CLASSES",
+    "DEFAULTS",
+    "PROVIDER_DEFAULTS",
+    "SETTING_NAME",
+    "BigOAuthSettings",
+    "bigoauth_settings",
+]
+
 SETTING_NAME = "BIGOAUTH"
 
 DEFAULTS: dict[str, Any] = {

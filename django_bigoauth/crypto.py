@@ -53,6 +53,7 @@ __all__ = [
     "decrypt",
     "derive_key",
     "encrypt",
+    "is_readable",
     "is_under_primary_key",
     "open_sealed",
     "reencrypt",
@@ -204,6 +205,22 @@ def check_binding(value: Any, *, owner: Any, field: str) -> str:
             "(copied from elsewhere?): it is not used."
         )
     return str(value)
+
+
+@sensitive_variables()
+def is_readable(ciphertext: str | None, *, owner: Any, field: str) -> bool:
+    """Whether a stored ciphertext decrypts with a configured key and was sealed for ``owner``'s ``field``.
+
+    One decryption per value: fine for the few accounts of one user's page, too much for a
+    list of thousands (the admin's account list never calls it).
+    """
+    if not ciphertext:
+        return True
+    try:
+        check_binding(open_sealed(ciphertext), owner=owner, field=field)
+    except TokenDecryptionError:
+        return False
+    return True
 
 
 class EncryptedTextField(models.TextField):

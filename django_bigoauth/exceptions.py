@@ -4,9 +4,38 @@ Configuration mistakes are ``django.core.exceptions.ImproperlyConfigured`` inste
 broad ``except BigOAuthError`` around an API call never hides a broken settings file.
 No message here ever contains a token, a client secret, an authorisation code or a PKCE
 verifier: callers pass masked values only.
+
+Every exception is defined here, including those that other modules re-export where they
+were first defined (``state.StateError``, ``providers.UnknownProvider``,
+``operations.OperationError``), so one import covers them all.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "AccountNotFound",
+    "AccountNotStored",
+    "AccountRevoked",
+    "AccountsServerNotAllowed",
+    "BigOAuthError",
+    "CallbackError",
+    "InvalidGrant",
+    "MultipleAccountsFound",
+    "OperationError",
+    "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "ReauthorizationRequired",
+    "RefreshError",
+    "RevokeError",
+    "StateError",
+    "TokenBindingError",
+    "TokenDecryptionError",
+    "TooManyPending",
+    "UnknownProvider",
+    "UnsafeURL",
+]
 
 
 class BigOAuthError(Exception):
@@ -56,6 +85,30 @@ class SelfClientError(BigOAuthError, ValueError):
 
 class AccessDenied(CallbackError):
     """The user (or the provider) declined the authorisation request."""
+
+
+class StateError(CallbackError):
+    """The state is missing, unknown, expired, already used, or someone else's (also ``state.StateError``)."""
+
+
+class TooManyPending(BigOAuthError):
+    """A GET-started request would have to evict a POST-started one: it is not started (also ``state.TooManyPending``).
+
+    Only a GET can start a request without a CSRF check (``AUTHORISE_ON_GET``), so only a GET
+    may come from another site; it must not cancel what the user started on this site.
+    """
+
+
+class UnknownProvider(BigOAuthError, LookupError):
+    """No provider with that slug is configured (also ``providers.UnknownProvider``)."""
+
+
+class OperationError(BigOAuthError, ValueError):
+    """An operation was asked for something it cannot do; the message says what to change.
+
+    Raised by ``django_bigoauth.operations`` (also ``operations.OperationError``), which the
+    management commands turn into a ``CommandError``.
+    """
 
 
 class RefreshError(BigOAuthError):

@@ -1,4 +1,4 @@
-"""How long a token has left, as a person reads it; shared by the accounts page and the admin."""
+"""How long a token has left, as a person reads it: the one wording for pages, the admin and commands."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+__all__ = ["describe_expiry"]
+
 
 def describe_expiry(expires_at: datetime | None, now: datetime | None = None) -> str:
-    """ "in 59 minutes", "expired 3 minutes ago", "in 42 seconds" or "no expiry"."""
+    """ "in 59 minutes", "expired 3 minutes ago", "in 42 seconds" or "no expiry".
+
+    Django separates the number and the unit with a no-break space (``59\\xa0minutes``), as
+    on its own pages; a command that prints a table replaces it with a plain space.
+    """
     if expires_at is None:
         return _("no expiry")
     now = now or timezone.now()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -18,13 +19,26 @@ from django.views.decorators.debug import sensitive_variables
 from . import policy
 from .conf import bigoauth_settings
 from .crypto import EncryptedTextField, check_binding
+from .exceptions import BigOAuthError
 from .redaction import mask
+
+__all__ = ["LinkedAccount", "PendingAuthorisation", "Token", "owner_key", "provider_display_name"]
 
 if TYPE_CHECKING:
     from .asession import AsyncAccountSession
     from .providers import Provider
     from .revocation import RevokeResult
     from .session import AccountSession
+
+
+def provider_display_name(slug: str) -> str:
+    """The provider's display name ("Bigin"); the bare slug when it is not configured (any more)."""
+    from .providers import get_provider
+
+    try:
+        return get_provider(slug).display_name
+    except (BigOAuthError, ImproperlyConfigured):
+        return slug
 
 
 def owner_key(user_id: Any) -> str:
@@ -82,14 +96,27 @@ class LinkedAccount(models.Model):
         verbose_name = _("linked account")
         verbose_name_plural = _("linked accounts")
         ordering = ["provider", "label", "pk"]
+        indexes = [
+            # The admin's list (and anything else in the default order) reads one page of
+            # thousands of accounts through this index instead of sorting them all.
+            models.Index(fields=["provider", "label", "id"], name="bigoauth_account_list_order"),
+        ]
         constraints = [
             # One account per provider, external id and owner (a user, or the site).
             models.UniqueConstraint(fields=["provider", "external_id", "owner_key"], name="bigoauth_unique_account"),
         ]
 
     def __str__(self) -> str:
-        owner = self.user if self.user_id else _("site")
-        return f"{self.provider}: {self.label or self.external_id or self.pk} ({owner})"
+        """``Bigin account “Acme CRM” (site)``, ``… (user ann)``: how pages, messages and commands name it."""
+        names = {
+            "provider": provider_display_name(self.provider),
+            "name": self.label or self.external_id,
+            "id": self.pk,
+            "owner": _("user %(username)s") % {"username": self.user.get_username()} if self.user_id else _("site"),
+        }
+        if names["name"]:
+            return _("%(provider)s account “%(name)s” (%(owner)s)") % names
+        return _("%(provider)s account %(id)s (%(owner)s)") % names
 
     def __repr__(self) -> str:
         return f"<LinkedAccount {self.pk} {self.provider!r} {self.status}>"
@@ -188,6 +215,11 @@ class Token(models.Model):
     class Meta:
         verbose_name = _("token")
         verbose_name_plural = _("tokens")
+        indexes = [
+            # Tokens by expiry, a page at a time: the admin's token list sorted by it, and
+            # bigoauth_refresh --expiring-within, read through this instead of every row.
+            models.Index(fields=["expires_at"], name="bigoauth_token_expires_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.token_type} token of account {self.account_id}"

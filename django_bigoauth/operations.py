@@ -8,33 +8,50 @@ account ids, labels and expiry times only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import F
+from django.db.models import F, Max, QuerySet
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
+from . import crypto, store
+from .conf import bigoauth_settings
 from .exceptions import (
     BigOAuthError,
     InvalidGrant,
+    OperationError,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     SelfClientError,
 )
+from .humanize import describe_expiry
 from .linking import link_with_code
-from .models import LinkedAccount, Token
+from .models import LinkedAccount, Token, provider_display_name
+from .policy import is_stale
 from .providers import Provider, get_provider
 from .revocation import RevokeResult
 from .tokens import refresh_access_token
 
-
-class OperationError(BigOAuthError, ValueError):
-    """An operation was asked for something it cannot do; the message says what to change."""
+# OperationError lives in exceptions.py; importing it from here still works.
+__all__ = [
+    "AccountRow",
+    "OperationError",
+    "RefreshResult",
+    "RefreshRun",
+    "account_rows",
+    "check_provider_slug",
+    "exchange_self_client_code",
+    "longest_values",
+    "refresh_accounts",
+    "revoke_account_by_id",
+]
 
 
 # -- bigoauth_exchange_code ------------------------------------------------------------------
@@ -126,77 +143,164 @@ def _exchange_error(provider: Provider, server: str, data_centre: str, exc: BigO
     return OperationError(message)
 
 
-# -- bigoauth_accounts ------------------------------------------------------------------------
+# -- listing accounts: the accounts page, the example project's home page, bigoauth_accounts ----
 
 
 @dataclasses.dataclass(frozen=True)
 class AccountRow:
-    """One line of the ``bigoauth_accounts`` table: nothing secret, nothing decrypted."""
+    """One linked account as a list shows it: nothing secret, and no token decrypted unless asked.
 
-    id: int
-    provider: str
-    owner: str
-    label: str
-    data_centre: str
-    status: str
-    expires_in: str
-
-
-def account_rows(*, provider: str | None = None, now: datetime | None = None) -> list[AccountRow]:
-    """Every linked account with its token's expiry.
-
-    The expiry is read from its own column, so listing works even when a token cannot be
-    decrypted (a removed key) — which is when an operator most needs the list.
+    The one row type of every list of accounts: the app's accounts page, the example project's
+    home page and ``bigoauth_accounts`` (see :func:`account_rows`).
     """
-    now = now or timezone.now()
-    queryset = LinkedAccount.objects.select_related("user").annotate(
-        token_expires_at=F("token__expires_at"), token_id=F("token__id")
-    )
+
+    account: LinkedAccount
+    #: the provider's display name; its slug when it is no longer configured
+    provider_name: str
+    #: whether the provider is still in ``BIGOAUTH["PROVIDERS"]``
+    configured: bool
+    #: the owner's username, "" for a site-level account
+    owner: str
+    #: humanised: "in 59 minutes", "expired 3 minutes ago", "no expiry"; "" when there is no token
+    expires: str
+    expires_at: datetime | None
+    #: the token expires within ``REFRESH_LEEWAY`` (or half its lifetime, if shorter)
+    stale: bool
+    #: the account still holds a token (revoked accounts do not)
+    has_token: bool
+    #: False: the stored token cannot be decrypted with any configured key, or was not encrypted
+    #: for this account; True: it can; None: not checked (``check_tokens=False``)
+    readable: bool | None = None
+    #: the authorise URL (the Reconnect form's action); "" when the provider is no longer configured
+    reconnect_url: str = ""
+
+    @property
+    def id(self) -> int:
+        return self.account.pk
+
+    @property
+    def unreadable(self) -> bool:
+        return self.readable is False
+
+    @property
+    def refreshes_on_next_use(self) -> bool:
+        """Stale, and the next use refreshes it first: the account is active and its token readable."""
+        return (
+            self.stale
+            and self.configured
+            and self.readable is not False
+            and self.account.status == LinkedAccount.Status.ACTIVE
+        )
+
+    @property
+    def status(self) -> str:
+        """The account's status; "Token unreadable" for an active account whose token no key decrypts."""
+        if self.unreadable and self.account.status == LinkedAccount.Status.ACTIVE:
+            return _("Token unreadable")
+        return str(self.account.get_status_display())
+
+
+def account_rows(
+    accounts: QuerySet | None = None,
+    *,
+    provider: str | None = None,
+    now: datetime | None = None,
+    check_tokens: bool = False,
+    batch_size: int = 500,
+) -> Iterator[AccountRow]:
+    """``accounts`` (default: every linked account) as :class:`AccountRow`, in id order.
+
+    Read ``batch_size`` accounts per query, keyed on the last id seen, so memory stays flat
+    however many accounts there are, on every database (``QuerySet.iterator()`` would not:
+    mysqlclient reads a whole result set into memory first). Token columns are read as plain
+    values; with ``check_tokens`` each token is also decrypted once, to tell an unreadable
+    one (a removed key, a ciphertext copied from another row) from a working one: meant for
+    the handful of accounts of one user, not for thousands.
+    """
+    queryset = LinkedAccount.objects.all() if accounts is None else accounts
     if provider:
         queryset = queryset.filter(provider=provider)
-    rows = []
-    for account in queryset.order_by("pk"):
-        if account.token_id is None:
-            expires_in = _("no token")
-        else:
-            expires_in = describe_expiry(account.token_expires_at, now)
-        rows.append(
-            AccountRow(
-                id=account.pk,
-                provider=account.provider,
-                owner=account.user.get_username() if account.user_id else _("(site)"),
-                label=account.label,
-                data_centre=account.data_centre or "-",
-                status=str(account.get_status_display()),
-                expires_in=expires_in,
-            )
+    queryset = queryset.select_related("user").annotate(
+        token_pk=F("token__pk"),
+        token_expires_at=F("token__expires_at"),
+        token_refreshed_at=F("token__refreshed_at"),
+    )
+    if check_tokens:
+        queryset = queryset.annotate(**store.raw_ciphertext_columns(through="token__"))
+    now = now or timezone.now()
+    for account in _in_batches(queryset, batch_size):
+        yield _account_row(account, now, check_tokens)
+
+
+def _account_row(account: LinkedAccount, now: datetime, check_tokens: bool) -> AccountRow:
+    has_token = account.token_pk is not None
+    expires_at = account.token_expires_at if has_token else None
+    readable = None
+    if check_tokens and has_token:
+        readable = all(
+            crypto.is_readable(getattr(account, f"raw_{name}"), owner=account.pk, field=name)
+            for name in Token.ENCRYPTED_FIELDS
         )
-    return rows
+    return AccountRow(
+        account=account,
+        provider_name=provider_display_name(account.provider),
+        configured=account.provider in bigoauth_settings.PROVIDERS,
+        owner=account.user.get_username() if account.user_id else "",
+        expires=describe_expiry(expires_at, now) if has_token else "",
+        expires_at=expires_at,
+        stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now, account.token_refreshed_at),
+        has_token=has_token,
+        readable=readable,
+    )
 
 
-def describe_expiry(expires_at: datetime | None, now: datetime) -> str:
-    """ "in 59m", "expired 3m ago" or "no expiry", for tables and messages."""
-    if expires_at is None:
-        return _("no expiry")
-    seconds = (expires_at - now).total_seconds()
-    if seconds > 0:
-        return format_duration(seconds)
-    return _("expired %(duration)s ago") % {"duration": format_duration(-seconds)}
+def _in_batches(queryset: QuerySet, batch_size: int, *, after: int | None = None) -> Iterator[Any]:
+    """Every row of ``queryset`` in id order, ``batch_size`` per query (keyset pagination on the id)."""
+    queryset = queryset.order_by("pk")
+    last = after
+    while True:
+        batch = list((queryset if last is None else queryset.filter(pk__gt=last))[:batch_size])
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last = batch[-1].pk
 
 
-def format_duration(seconds: float) -> str:
-    """A short, human duration: ``45s``, ``59m``, ``2h 05m``, ``3d 4h``."""
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
+def check_provider_slug(slug: str) -> None:
+    """``OperationError`` unless ``slug`` is a configured provider or some stored account's.
+
+    An account of a provider removed from the settings can still be listed (and revoked);
+    a typo cannot silently list nothing.
+    """
+    configured = list(bigoauth_settings.PROVIDERS)
+    if slug in configured or LinkedAccount.objects.filter(provider=slug).exists():
+        return
+    raise OperationError(
+        _(
+            "No provider %(slug)r is configured in BIGOAUTH['PROVIDERS'], and no linked account has it. "
+            "Configured providers: %(configured)s."
+        )
+        % {"slug": slug, "configured": ", ".join(configured) or _("none")}
+    )
+
+
+def longest_values(accounts: QuerySet | None = None, *, provider: str | None = None) -> dict[str, int]:
+    """The length of the longest id, provider, owner, label and data centre: one aggregate query.
+
+    What a table needs to align its columns before its first row is printed.
+    """
+    queryset = LinkedAccount.objects.all() if accounts is None else accounts
+    if provider:
+        queryset = queryset.filter(provider=provider)
+    username = f"user__{get_user_model().USERNAME_FIELD}"
+    found = queryset.aggregate(
+        id=Max("pk"),
+        provider=Max(Length("provider")),
+        owner=Max(Length(username)),
+        label=Max(Length("label")),
+        data_centre=Max(Length("data_centre")),
+    )
+    return {name: len(str(value)) if name == "id" else value or 0 for name, value in found.items() if value}
 
 
 # -- bigoauth_refresh ----------------------------------------------------------------------------
@@ -206,7 +310,31 @@ def format_duration(seconds: float) -> str:
 class RefreshResult:
     account: LinkedAccount
     ok: bool
+    #: "refreshed; the new token expires in 59 minutes", or why not
     message: str
+
+
+class RefreshRun:
+    """The refreshes one :func:`refresh_accounts` call will make, made one at a time as it is iterated.
+
+    ``total`` is how many accounts it covers. Iterating refreshes each in id order and yields
+    its :class:`RefreshResult`; each refresh is stored before the next starts, so a run that
+    is interrupted keeps what it did, and ``after=`` (the last id done) goes on from there.
+    """
+
+    def __init__(self, accounts: QuerySet | list[LinkedAccount], total: int, batch_size: int, after: int | None):
+        self._accounts = accounts
+        self.total = total
+        self._batch_size = batch_size
+        self._after = after
+
+    def __iter__(self) -> Iterator[RefreshResult]:
+        if isinstance(self._accounts, list):
+            accounts: Iterable[LinkedAccount] = self._accounts
+        else:
+            accounts = _in_batches(self._accounts, self._batch_size, after=self._after)
+        for account in accounts:
+            yield _refresh_one(account)
 
 
 def refresh_accounts(
@@ -214,55 +342,64 @@ def refresh_accounts(
     account_ids: list[int] | None = None,
     all_active: bool = False,
     expiring_within: float | None = None,
-) -> list[RefreshResult]:
+    after: int | None = None,
+    batch_size: int = 500,
+) -> RefreshRun:
     """Refresh accounts now, through the same locked path as ``get_access_token()``.
 
     ``account_ids``: those accounts, whatever their expiry (an unknown id is an error before
     anything is refreshed). ``all_active``: every active account. ``expiring_within``: active
-    accounts whose token expires within that many seconds. One account failing does not stop
-    the others; each result says what happened.
+    accounts whose token expires within that many seconds. ``after``: only accounts with a
+    larger id (to go on after an interrupted run). Nothing is refreshed until the returned
+    :class:`RefreshRun` is iterated; accounts are read ``batch_size`` at a time, so memory
+    stays flat whatever their number. One account failing does not stop the others; each
+    result says what happened.
 
-    Each refresh passes the generation read here, so an account that a web worker refreshed
-    a moment ago is not refreshed a second time.
+    Each refresh passes the generation read with its account, so an account that a web
+    worker refreshed a moment ago is not refreshed a second time.
     """
-    accounts = _accounts_to_refresh(account_ids, all_active, expiring_within)
-    generations = dict(
-        Token.objects.filter(account__in=[a.pk for a in accounts]).values_list("account_id", "generation")
-    )
-    results = []
-    for account in accounts:
-        try:
-            refresh_access_token(account, force=True, seen_generation=generations.get(account.pk))
-        except BigOAuthError as exc:
-            results.append(RefreshResult(account, False, str(exc)))
-            continue
-        expires_at = Token.objects.filter(account=account).values_list("expires_at", flat=True).first()
-        when = describe_expiry(expires_at, timezone.now())
-        results.append(RefreshResult(account, True, _("refreshed; expires in %(when)s") % {"when": when}))
-    return results
-
-
-def _accounts_to_refresh(
-    account_ids: list[int] | None, all_active: bool, expiring_within: float | None
-) -> list[LinkedAccount]:
     if sum((bool(account_ids), all_active, expiring_within is not None)) != 1:
         raise OperationError(_("Choose exactly one of --account, --all and --expiring-within."))
     if account_ids:
-        found = LinkedAccount.objects.in_bulk(account_ids)
+        if after is not None:
+            raise OperationError(_("--after goes with --all or --expiring-within, not with --account."))
+        found = {
+            account.pk: account
+            for account in _with_generation(LinkedAccount.objects.filter(pk__in=account_ids).select_related("user"))
+        }
         missing = [str(pk) for pk in account_ids if pk not in found]
         if missing:
             raise OperationError(
                 ngettext("No linked account with id %(ids)s.", "No linked accounts with ids %(ids)s.", len(missing))
                 % {"ids": ", ".join(missing)}
             )
-        return [found[pk] for pk in dict.fromkeys(account_ids)]
+        chosen = [found[pk] for pk in dict.fromkeys(account_ids)]
+        return RefreshRun(chosen, len(chosen), batch_size, None)
     queryset = LinkedAccount.objects.filter(status=LinkedAccount.Status.ACTIVE, token__isnull=False)
     if expiring_within is not None:
         if expiring_within < 0:
             raise OperationError(_("--expiring-within takes a number of seconds, 0 or more."))
         deadline = timezone.now() + timedelta(seconds=expiring_within)
         queryset = queryset.filter(token__expires_at__lte=deadline)
-    return list(queryset.order_by("pk"))
+    queryset = _with_generation(queryset.select_related("user"))
+    total = (queryset if after is None else queryset.filter(pk__gt=after)).count()
+    return RefreshRun(queryset, total, batch_size, after)
+
+
+def _with_generation(queryset: QuerySet) -> QuerySet:
+    return queryset.annotate(token_generation=F("token__generation"))
+
+
+def _refresh_one(account: LinkedAccount) -> RefreshResult:
+    try:
+        refresh_access_token(account, force=True, seen_generation=account.token_generation)
+    except BigOAuthError as exc:
+        return RefreshResult(account, False, str(exc))
+    expires_at = Token.objects.filter(account=account).values_list("expires_at", flat=True).first()
+    if expires_at is None:
+        return RefreshResult(account, True, _("refreshed; the new token has no known expiry"))
+    when = describe_expiry(expires_at)
+    return RefreshResult(account, True, _("refreshed; the new token expires %(when)s") % {"when": when})
 
 
 # -- bigoauth_revoke ---------------------------------------------------------------------------------

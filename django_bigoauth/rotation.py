@@ -30,6 +30,8 @@ from .models import Token
 
 logger = logging.getLogger("django_bigoauth")
 
+__all__ = ["DEFAULT_BATCH_SIZE", "RotationReport", "rotate_keys", "token_count"]
+
 DEFAULT_BATCH_SIZE = 500
 ENCRYPTED_FIELDS = Token.ENCRYPTED_FIELDS
 
@@ -46,12 +48,22 @@ class RotationReport:
     #: (account id, provider) of every token no configured key can decrypt
     failed: list[tuple[int, str]] = field(default_factory=list)
 
+    @property
+    def checked(self) -> int:
+        """Tokens looked at so far, whatever came of it."""
+        return self.rotated + self.already_current + self.changed_meanwhile + len(self.failed)
+
     def failed_accounts(self, limit: int = 20) -> str:
         """``"account 3 (bigin), account 9 (biggerplate)"``, cut after ``limit`` accounts."""
         names = [f"account {account_id} ({provider})" for account_id, provider in self.failed[:limit]]
         if len(self.failed) > limit:
             names.append(f"and {len(self.failed) - limit} more")
         return ", ".join(names)
+
+
+def token_count(using: str | None = None) -> int:
+    """How many tokens a run will look at (for a progress bar)."""
+    return Token.objects.using(using or router.db_for_write(Token)).count()
 
 
 def rotate_keys(
@@ -64,6 +76,8 @@ def rotate_keys(
 
     Raises ``ImproperlyConfigured`` when ``ENCRYPTION_KEYS`` holds something that is not a
     Fernet key, before touching any row. ``on_batch`` is called after each committed batch.
+    Interrupted (``KeyboardInterrupt``), the batch in progress is rolled back and the batches
+    before it stay committed: a second run picks up the rest.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")

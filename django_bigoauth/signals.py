@@ -2,6 +2,8 @@
 
 from django.dispatch import Signal
 
+__all__ = ["account_linked", "account_revoked", "reauthorization_required", "token_refreshed"]
+
 #: an account was linked or re-linked (``created`` tells which)
 account_linked = Signal()
 #: a token was refreshed

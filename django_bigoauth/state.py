@@ -32,9 +32,12 @@ from oauthlib.oauth2.rfc6749.clients.base import Client as _OAuthlibClient
 
 from . import crypto
 from .conf import bigoauth_settings
-from .exceptions import CallbackError, TokenDecryptionError
+from .exceptions import StateError, TokenDecryptionError, TooManyPending
 from .models import PendingAuthorisation
 from .redaction import clean_text
+
+# StateError and TooManyPending live in exceptions.py; importing them from here still works.
+__all__ = ["SESSION_KEY", "Authorisation", "StateError", "TooManyPending", "begin", "code_challenge", "consume"]
 
 #: where the session keeps this browser's binding value (random, not secret)
 SESSION_KEY = "django_bigoauth.browser"
@@ -63,18 +66,6 @@ class Authorisation:
 
     def __repr__(self) -> str:
         return f"<Authorisation provider={self.provider!r} user={self.user_pk!r} site_level={self.site_level}>"
-
-
-class StateError(CallbackError):
-    """The state is missing, unknown, expired, already used, or someone else's."""
-
-
-class TooManyPending(Exception):
-    """A GET-started request would have to evict a POST-started one: it is not started.
-
-    Only a GET can start a request without a CSRF check (``AUTHORISE_ON_GET``), so only a GET
-    may come from another site; it must not cancel what the user started on this site.
-    """
 
 
 @sensitive_variables()

@@ -422,6 +422,9 @@ def replace_ciphertext(db: str, token_pk: Any, generation: int, ciphertexts: dic
     return bool(updated)
 
 
-def raw_ciphertext_columns() -> dict[str, Cast]:
-    """Annotations that read the encrypted columns as stored: ``raw_access_token``, ``raw_refresh_token``."""
-    return {f"raw_{name}": Cast(name, output_field=TextField()) for name in Token.ENCRYPTED_FIELDS}
+def raw_ciphertext_columns(through: str = "") -> dict[str, Cast]:
+    """Annotations that read the encrypted columns as stored: ``raw_access_token``, ``raw_refresh_token``.
+
+    ``through="token__"`` reads them from a ``LinkedAccount`` query.
+    """
+    return {f"raw_{name}": Cast(f"{through}{name}", output_field=TextField()) for name in Token.ENCRYPTED_FIELDS}

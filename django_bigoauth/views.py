@@ -22,20 +22,17 @@ verifier encrypted (``state.py``). Every response says ``X-Frame-Options: DENY``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
-from dataclasses import dataclass
-from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -48,13 +45,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import linking, state
 from .conf import bigoauth_settings
 from .exceptions import AccountNotStored, CallbackError, InvalidGrant, ProviderError, ProviderTimeout, RevokeError
-from .humanize import describe_expiry
 from .models import LinkedAccount
-from .policy import is_stale
+from .operations import AccountRow, account_rows
 from .providers import Provider, UnknownProvider, get_provider, get_providers
 from .revocation import RevokeOutcome
 
 logger = logging.getLogger("django_bigoauth")
+
+# AccountRow lives in operations.py (one row type for every list of accounts); re-exported here.
+__all__ = ["AccountRow", "accounts", "authorise", "callback", "disconnect", "may_link_site_accounts"]
 
 ERROR_TEMPLATE = "django_bigoauth/error.html"
 ACCOUNTS_TEMPLATE = "django_bigoauth/accounts.html"
@@ -67,57 +66,30 @@ _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
 # -- the accounts page -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AccountRow:
-    """One line of the accounts page."""
-
-    account: LinkedAccount
-    provider_name: str
-    #: humanised: "in 59 minutes", "expired 3 minutes ago", "no expiry" or "" (no token)
-    expires: str
-    #: the token expires within ``REFRESH_LEEWAY`` (it will be refreshed on next use)
-    stale: bool
-    #: the account still holds a token (revoked accounts do not)
-    has_token: bool
-    #: "" when the provider is no longer configured
-    reconnect_url: str
-
-
 @xframe_options_deny
 @never_cache
 @login_required
 @require_GET
 @csrf_protect
 def accounts(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons."""
-    # Token columns are read as plain values: no token is decrypted to draw this page.
-    queryset = LinkedAccount.objects.filter(user=request.user).annotate(
-        token_expires_at=F("token__expires_at"), token_refreshed_at=F("token__refreshed_at"), token_pk=F("token__pk")
-    )
-    now = timezone.now()
-    rows = [_account_row(account, now) for account in queryset]
+    """The signed-in user's linked accounts, with connect, reconnect and disconnect buttons.
+
+    Each row (an ``operations.AccountRow``) says whether the token is stale (refreshed on its
+    next use) and whether it can be decrypted at all: one decryption per account, for the
+    few accounts of one user.
+    """
+    own = account_rows(LinkedAccount.objects.filter(user=request.user), check_tokens=True)
+    rows = [
+        dataclasses.replace(row, reconnect_url=reverse("bigoauth:authorise", args=[row.account.provider]))
+        if row.configured
+        else row
+        for row in sorted(own, key=lambda row: (row.account.provider, row.account.label, row.id))
+    ]
     providers = [
         {"slug": p.slug, "name": p.display_name, "url": reverse("bigoauth:authorise", args=[p.slug])}
         for p in get_providers()
     ]
     return render(request, ACCOUNTS_TEMPLATE, {"rows": rows, "providers": providers})
-
-
-def _account_row(account: LinkedAccount, now: datetime) -> AccountRow:
-    try:
-        provider: Provider | None = get_provider(account.provider)
-    except UnknownProvider:
-        provider = None
-    has_token = account.token_pk is not None
-    expires_at = account.token_expires_at
-    return AccountRow(
-        account=account,
-        provider_name=provider.display_name if provider else account.provider,
-        expires=describe_expiry(expires_at, now) if has_token else "",
-        stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now, account.token_refreshed_at),
-        has_token=has_token,
-        reconnect_url=reverse("bigoauth:authorise", args=[provider.slug]) if provider else "",
-    )
 
 
 # -- authorise ---------------------------------------------------------------------------------
@@ -354,7 +326,12 @@ def _callback(request: HttpRequest, provider: Provider) -> HttpResponse:
         return fail(exc, 503, message % {"provider": provider.display_name})
 
     names = {"provider": provider.display_name, "label": account.label}
-    if created:
+    if pending.site_level:  # the site's account, not the superuser's who linked it
+        if created:
+            text = _("The site's %(provider)s account “%(label)s” is now linked.") % names
+        else:
+            text = _("The site's %(provider)s account “%(label)s” was linked again and is up to date.") % names
+    elif created:
         text = _("Your %(provider)s account “%(label)s” is now linked.") % names
     else:
         text = _("Your %(provider)s account “%(label)s” was linked again and is up to date.") % names

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from django_bigoauth.admin import LinkedAccountAdmin
 from django_bigoauth.models import LinkedAccount, Token
 from django_bigoauth.redaction import mask
 from tests.lifecycle_support import overwrite_token
@@ -568,3 +569,99 @@ def test_deleting_an_account_still_takes_its_token_along(client, accounts, djang
     assert client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not LinkedAccount.objects.filter(pk=accounts.site.pk).exists()
     assert not Token.objects.filter(account_id=accounts.site.pk).exists()
+
+
+# -- the account page's Revoke button, and a Delete that says what it does not do ------------------------
+
+
+def revoke_url(account):
+    return reverse("admin:django_bigoauth_linkedaccount_revoke", args=[account.pk])
+
+
+def test_the_account_page_has_a_revoke_button_and_a_delete_that_says_it_is_local(admin_client, accounts):
+    html = admin_client.get(change_url(accounts.site)).content.decode()
+    assert f'href="{revoke_url(accounts.site)}"' in html and ">Revoke<" in html
+    assert ">Delete here only<" in html and "the provider is not told" in html
+
+    delete_page = admin_client.get(reverse("admin:django_bigoauth_linkedaccount_delete", args=[accounts.site.pk]))
+    assert "the provider is not told" in delete_page.content.decode()
+    bulk = admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [accounts.site.pk]})
+    assert "the providers are not told" in bulk.content.decode()
+
+
+def test_the_revoke_button_shows_the_list_actions_confirmation_page_and_changes_nothing(
+    admin_client, accounts, fake_provider
+):
+    response = admin_client.get(revoke_url(accounts.site))
+    assert response.status_code == 200
+    assert [t.name for t in response.templates][0] == LinkedAccountAdmin.revoke_confirmation_template
+    html = response.content.decode()
+    assert str(accounts.site) in html and "Yes, revoke" in html
+    assert f'href="{change_url(accounts.site)}" class="button cancel-link"' in html  # back to the account
+    assert 'name="action"' not in html  # it posts to itself, not to the list
+    assert_no_secrets(html, every_secret(fake_provider))
+    assert admin_client.post(revoke_url(accounts.site)).status_code == 200  # no post=yes: still asks
+    assert fake_provider.revoked == []
+    assert LinkedAccount.objects.get(pk=accounts.site.pk).status == "active"
+
+
+def test_the_revoke_button_revokes_and_says_so_on_the_account_page(admin_client, accounts, fake_provider):
+    refresh_token = Token.objects.get(account=accounts.site).refresh_token
+    response = admin_client.post(revoke_url(accounts.site), {"post": "yes"})
+    assert response.status_code == 302 and response["Location"] == change_url(accounts.site)
+    messages = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+    assert messages == [("success", f"{accounts.site}: revoked at Bigin and removed here.")]
+    assert fake_provider.revoked == [refresh_token]
+    assert LinkedAccount.objects.get(pk=accounts.site.pk).status == "revoked"
+    assert not Token.objects.filter(account=accounts.site).exists()
+    # Revoked: the page offers no second Revoke.
+    assert f'href="{revoke_url(accounts.site)}"' not in admin_client.get(change_url(accounts.site)).content.decode()
+
+
+def test_the_revoke_button_needs_the_delete_permission(client, accounts, django_user_model, fake_provider):
+    client.force_login(staff_user(django_user_model, "view_linkedaccount", "change_linkedaccount"))
+    assert f'href="{revoke_url(accounts.site)}"' not in client.get(change_url(accounts.site)).content.decode()
+    assert client.get(revoke_url(accounts.site)).status_code == 403
+    assert client.post(revoke_url(accounts.site), {"post": "yes"}).status_code == 403
+    assert fake_provider.revoked == []
+    assert LinkedAccount.objects.get(pk=accounts.site.pk).status == "active"
+
+
+def test_the_revoke_button_needs_a_csrf_token_and_a_real_account(accounts, fake_provider, django_user_model):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    assert browser.post(revoke_url(accounts.site), {"post": "yes"}).status_code == 403
+    assert fake_provider.revoked == []
+    missing = browser.get(reverse("admin:django_bigoauth_linkedaccount_revoke", args=[999_999]))
+    assert missing.status_code == 302  # the admin's "does not exist" redirect, with a message
+
+
+def test_admin_messages_name_an_account_one_way(admin_client, accounts, fake_provider):
+    _response, refreshed = run_action(admin_client, "refresh_now", [accounts.site])
+    _response, revoked = run_action(admin_client, "revoke", [accounts.site, accounts.maps], post="yes")
+    assert [text for _level, text in refreshed] == ["Refreshed Bigin account “Acme CRM” (site)."]
+    texts = sorted(text for _level, text in revoked)
+    assert texts[0].startswith("Biggerplate account “Ann's maps” (user ann): removed here only")
+    assert texts[1].startswith("Bigin account “Acme CRM” (site): revoked")
+
+
+def test_search_takes_every_term_and_quoted_phrases(admin_client, accounts):
+    def found(query):
+        response = admin_client.get(CHANGELIST, {"q": query})
+        return {account.pk for account in response.context["cl"].result_list}
+
+    assert found("ann maps") == {accounts.maps.pk}  # the owner and the label, both must match
+    assert found('"Old org"') == {accounts.old.pk}
+    assert found('"org old"') == set()
+    assert found("ANN@EXAMPLE") == {accounts.maps.pk, accounts.old.pk, accounts.dead.pk}  # any case
+
+
+def test_each_row_has_django_admins_action_checkbox(admin_client, accounts):
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert (
+        f'<input type="checkbox" name="_selected_action" value="{accounts.site.pk}" class="action-select" '
+        'aria-label="Select this object for an action - Bigin account “Acme CRM” (site)">'
+    ) in html
+    assert 'id="action-toggle"' in html  # the header's select-all box, as Django draws it

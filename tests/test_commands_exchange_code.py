@@ -51,7 +51,7 @@ def test_exchanges_a_self_client_code_for_a_site_level_account(zoho, db):
         "client_secret": "bigin-secret-value",
     }  # a self client has no redirect_uri
     assert call.query == ""
-    assert f"account {account.pk}" in output and "Acme Ltd" in output
+    assert output.strip() == f"[{account.pk}] Bigin account “Acme Ltd” (site): linked; data centre us."
     for secret in (token.access_token, token.refresh_token, code, "bigin-secret-value"):
         assert secret not in output
 
@@ -185,4 +185,4 @@ def test_relinking_the_same_organisation_updates_it(zoho, db):
     exchange("bigin", zoho.issue_code())
     output = exchange("bigin", zoho.issue_code())
     assert LinkedAccount.objects.count() == 1
-    assert "Updated" in output
+    assert "linked again (updated)" in output

@@ -31,7 +31,7 @@ def test_zoho_account_is_revoked_at_the_provider(fake_provider, make_account):
     assert call.query == ""
     assert not Token.objects.filter(account=account).exists()
     assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.REVOKED
-    assert output.strip() == f"Revoked account {account.pk} at Bigin and removed its tokens."
+    assert output.strip() == f"[{account.pk}] Bigin account “org-1” (site): revoked at Bigin; its tokens are removed."
     assert refresh_token not in output
 
 
@@ -61,7 +61,8 @@ def test_unknown_account(fake_provider, db):
 
 def test_provider_failure_changes_nothing(fake_provider, make_account, settings):
     config = bigoauth_settings_for(fake_provider)
-    config["PROVIDERS"]["bigin"]["REVOKE_URL"] = f"{closed_port_url()}/oauth/v2/token/revoke"
+    dead_end = closed_port_url()
+    config["PROVIDERS"]["bigin"]["REVOKE_URL"] = f"{dead_end}/oauth/v2/token/revoke"
     settings.BIGOAUTH = config
     account = make_account("bigin")
     before = raw_token_row(account)
@@ -70,6 +71,7 @@ def test_provider_failure_changes_nothing(fake_provider, make_account, settings)
         revoke(account.pk)
 
     assert "\n" not in str(excinfo.value)
+    assert f"at {dead_end} could not be reached (ConnectionError)" in str(excinfo.value)  # names where
     assert "1000.refresh.initial" not in str(excinfo.value)
     assert raw_token_row(account) == before
     assert LinkedAccount.objects.get(pk=account.pk).status == LinkedAccount.Status.ACTIVE

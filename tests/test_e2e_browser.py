@@ -92,6 +92,8 @@ def test_connect_the_sandbox_test_the_connection_deny_and_disconnect(page, site)
 
     callbacks: list[str] = []  # every callback URL the browser visits, to search the log for
     page.on("request", lambda request: callbacks.append(request.url) if "/sandbox/callback/" in request.url else None)
+    not_found: list[str] = []  # a favicon included: no page asks for something that is not there
+    page.on("response", lambda response: not_found.append(response.url) if response.status == 404 else None)
 
     # Sign in: the accounts page sends an anonymous visitor to the login form and back.
     page.goto(f"{site.url}/bigoauth/")
@@ -148,15 +150,24 @@ def test_connect_the_sandbox_test_the_connection_deny_and_disconnect(page, site)
     result = page.locator("#connection-result")
     expect(result).to_contain_text("GET /sandbox/o/userinfo/ answered HTTP 200")
     expect(page.locator("#connection-answer")).to_contain_text('"preferred_username": "demo"')
-    refreshed = re.compile(r"The token was stale .*, so it was refreshed first")
+    refreshed = re.compile(r"The token was stale .*, so it was refreshed first: .* \(in \d+ seconds?\)\.")
     expect(page.locator("#connection-refreshed")).to_contain_text(refreshed)
+    expect(page).to_have_url(f"{site.url}/bigoauth/")  # redirected after the POST, back where it started
     page.screenshot(path=str(ARTIFACTS / "test-connection.png"), full_page=True)
+    page.reload()  # a GET: the result was shown once, and nothing is sent again
+    expect(page.locator("#connection-result")).to_have_count(0)
 
     # Disconnect: revoked at the sandbox, tokens gone, the row says so.
     page.goto(f"{site.url}/bigoauth/")
     row.get_by_role("button", name=re.compile("^Disconnect")).click()
     expect(page.locator("ul.messages")).to_contain_text("is disconnected")
     expect(row).to_contain_text("Revoked")
+
+    page.goto(f"{site.url}/admin/")  # a page that names no icon: the browser asks for /favicon.ico
+    expect(page.locator("#site-name")).to_be_visible()
+    icon = page.request.get(f"{site.url}/favicon.ico")  # headless Chromium may not ask by itself
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert not_found == []
 
     # Nothing secret in the site's log: not the codes, not the states.
     log = site.log_text()

@@ -390,6 +390,7 @@ def test_migrate_and_demo_setup_create_the_login_and_the_sandbox_application_ide
     assert again.returncode == 0, again.stderr
     assert "Sandbox OAuth application updated" in again.stdout  # the secret changed, so the application did
     assert "signing key created" not in again.stdout and key_file.read_text() == pem  # the key is kept
+    assert "Demo login kept: demo, password unchanged" in again.stdout
 
     # The last line: Django 5.2+ shell first says how many objects it imported.
     state = manage("shell", "-c", SHOW_STATE, database=database).stdout.strip().splitlines()[-1].split()
@@ -405,6 +406,27 @@ def test_migrate_and_demo_setup_create_the_login_and_the_sandbox_application_ide
         "True",
         "True",
     ]
+
+
+@pytest.mark.slow
+def test_demo_setup_again_keeps_the_password_and_so_the_browsers_session(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    assert manage("migrate", "-v0", database=database).returncode == 0
+    assert manage("demo_setup", "--url", "http://127.0.0.1:8765/", database=database).returncode == 0
+    change = "from django.contrib.auth.models import User as U; u = U.objects.get(); u.set_password('mine'); u.save()"
+    assert manage("shell", "-c", change, database=database).returncode == 0
+    show = "from django.contrib.auth.models import User as U; print('HASH', U.objects.get().password)"
+    before = manage("shell", "-c", show, database=database).stdout
+
+    again = manage("demo_setup", "--url", "http://127.0.0.1:8765/", database=database)
+    assert again.returncode == 0, again.stderr
+    assert "Open http://127.0.0.1:8765/ and sign in as demo." in again.stdout
+    # The same hash: Django's session auth hash is derived from it, so signed-in browsers stay signed in.
+    assert manage("shell", "-c", show, database=database).stdout == before
+
+    reset = manage("demo_setup", "--reset-password", database=database)
+    assert "Demo login reset: demo / demo" in reset.stdout and "signed out" in reset.stdout
+    assert manage("shell", "-c", show, database=database).stdout != before
 
 
 # -- the sandbox over real HTTP ------------------------------------------------------------------------
@@ -528,18 +550,82 @@ def test_the_home_page_lists_the_users_accounts_with_a_test_button(client, demo_
     assert "Bob" not in page and _test_url(theirs) not in page
 
 
-def test_test_connection_shows_the_api_answer(client, demo_pages, make_account, django_user_model):
+def test_test_connection_redirects_and_shows_the_answer_once(client, demo_pages, make_account, django_user_model):
     user = django_user_model.objects.create_user("ann", password="pw")
-    account = make_account("bigin", user=user, api_domain=demo_pages.api_url)
+    account = make_account("bigin", user=user, label="Acme", api_domain=demo_pages.api_url)
     demo_pages.adopt(access_token="1000.access.initial")
     client.force_login(user)
 
     response = client.post(_test_url(account))
 
-    assert response.status_code == 200
-    assert "GET /bigin/v2/org answered HTTP 200." in response.content.decode()
-    assert "Acme Ltd" in response.content.decode()
+    # Post/redirect/get: a reload of the page it lands on cannot call the API again.
+    assert response.status_code == 302 and response["Location"] == "/"
     assert len(demo_pages.calls("/bigin/v2/org")) == 1
+    page = client.get("/").content.decode()
+    assert 'id="connection-result">Test connection: Acme: GET /bigin/v2/org answered HTTP 200.<' in page
+    assert re.search(r'<pre id="connection-answer">.*Acme Ltd', page, re.S)
+    assert re.search(
+        r'id="connection-fresh">The token was still fresh, so no refresh was needed: it expires at '
+        r"\d\d:\d\d:\d\d \(in 59\xa0minutes\)\.<",
+        page,
+    )
+    reloaded = client.get("/").content.decode()
+    assert "connection-result" not in reloaded and "Acme Ltd" not in reloaded
+    assert len(demo_pages.calls("/bigin/v2/org")) == 1
+
+
+def test_test_connection_goes_back_to_the_page_it_came_from(client, demo_pages, make_account, django_user_model):
+    user = django_user_model.objects.create_user("ann", password="pw")
+    account = make_account("bigin", user=user, api_domain=demo_pages.api_url)
+    demo_pages.adopt(access_token="1000.access.initial")
+    client.force_login(user)
+    accounts_page = client.get("/bigoauth/").content.decode()
+    assert 'name="next" value="/bigoauth/"' in accounts_page  # the button on the app's page
+    assert client.post(_test_url(account), {"next": "/bigoauth/"})["Location"] == "/bigoauth/"
+    assert client.post(_test_url(account), {"next": "https://evil.example/"})["Location"] == "/"
+
+
+def test_test_connection_of_an_unreadable_token_says_only_that(
+    client, demo_pages, make_account, django_user_model, settings
+):
+    user = django_user_model.objects.create_user("ann", password="pw")
+    account = make_account("bigin", user=user, label="Acme", api_domain=demo_pages.api_url)
+    settings.BIGOAUTH = {**settings.BIGOAUTH, "ENCRYPTION_KEYS": ["SysVB7yDmZxXQt8pKl-a7-JoHMFcKx9Q3PUMEc3xHpc="]}
+    client.force_login(user)
+
+    home = client.get("/").content.decode()
+    row = re.search(rf'<tr id="account-{account.pk}">.*?</tr>', home, re.S).group(0)
+    assert "Token unreadable" in row and "Active" not in row and "connect the account again" in row
+
+    page = client.get(client.post(_test_url(account))["Location"]).content.decode()
+    assert "The stored token cannot be decrypted" in page
+    assert "still fresh" not in page and "was refreshed" not in page  # nothing said about freshness
+    assert demo_pages.requests == []
+
+
+def test_the_home_page_says_a_stale_token_is_refreshed_on_its_next_use(
+    client, demo_pages, make_account, django_user_model
+):
+    user = django_user_model.objects.create_user("ann", password="pw")
+    stale = make_account("bigin", user=user, label="Soon", expires_in=20, external_id="1")
+    fresh = make_account("bigin", user=user, label="Later", expires_in=3600, external_id="2")
+    client.force_login(user)
+    home = client.get("/").content.decode()
+    row = re.search(rf'<tr id="account-{stale.pk}">.*?</tr>', home, re.S).group(0)
+    assert re.search(r"in \d+ seconds", row) and "refreshed on its next use" in row
+    assert "0 minutes" not in home
+    assert "refreshed on its next use" not in re.search(rf'<tr id="account-{fresh.pk}">.*?</tr>', home, re.S).group(0)
+
+
+def test_favicon_for_every_page(client, demo_pages, django_user_model):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/django_bigoauth/favicon.svg"
+    assert finders.find("django_bigoauth/favicon.svg")
+    assert 'rel="icon" href="/static/django_bigoauth/favicon.svg"' in client.get("/").content.decode()
+    client.force_login(django_user_model.objects.create_user("ann", password="pw"))
+    assert 'rel="icon" href="/static/django_bigoauth/favicon.svg"' in client.get("/bigoauth/").content.decode()
 
 
 def test_test_connection_is_for_the_owner_only_and_by_post(client, demo_pages, make_account, django_user_model):

@@ -62,7 +62,19 @@ def test_str_and_repr_never_show_the_token():
     for text in (str(account), repr(account), str(token), repr(token)):
         assert "abcdefghijklmnop" not in text and "zyxwvu" not in text
     assert "1000…" in repr(token)
-    assert str(account) == "bigin: Sales (site)"
+    assert str(account) == "Bigin account “Sales” (site)"
+
+
+def test_str_names_provider_label_and_owner_one_way(django_user_model, settings):
+    ann = django_user_model.objects.create_user("ann")
+    owned = LinkedAccount.objects.create(provider="bigin", user=ann, label="Demo")
+    assert str(owned) == "Bigin account “Demo” (user ann)"
+    unnamed = LinkedAccount.objects.create(provider="biggerplate")
+    assert str(unnamed) == f"Biggerplate account {unnamed.pk} (site)"
+    by_id = LinkedAccount.objects.create(provider="bigin", external_id="org-7")
+    assert str(by_id) == "Bigin account “org-7” (site)"
+    settings.BIGOAUTH = {**settings.BIGOAUTH, "PROVIDERS": {}}
+    assert str(by_id) == "bigin account “org-7” (site)"  # no longer configured: its slug
 
 
 def test_expiry_is_an_aware_datetime_and_staleness_uses_the_leeway():

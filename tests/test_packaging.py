@@ -1,8 +1,11 @@
-"""The sdist and the wheel ship what a site needs: templates, static files, migrations, licence."""
+"""The sdist and the wheel ship what a site needs, build without a warning, and pass ``twine check``."""
 
 import ast
+import dataclasses
 import importlib.metadata
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,6 +26,21 @@ def files_on_disk():
                 yield path.relative_to(ROOT).as_posix()
 
 
+def build_env() -> dict[str, str]:
+    # PYTHONDONTWRITEBYTECODE (set on some machines) makes setuptools warn that it skips
+    # byte-compiling: a warning of the environment, not of the package.
+    return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+@dataclasses.dataclass
+class Built:
+    outdir: Path
+    output: str
+
+    def glob(self, pattern: str):
+        return self.outdir.glob(pattern)
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     # "build" is in the dev extra, which the suite needs: a missing build tool fails, never skips.
@@ -34,9 +52,67 @@ def dist(tmp_path_factory):
         capture_output=True,
         text=True,
         timeout=300,
+        env=build_env(),
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return outdir
+    return Built(outdir, result.stdout + result.stderr)
+
+
+def warnings_in(output: str) -> list[str]:
+    return [line for line in output.splitlines() if re.search(r"warn|deprecat", line, re.I)]
+
+
+@pytest.mark.slow
+def test_the_build_prints_no_warning(dist):
+    assert warnings_in(dist.output) == []
+
+
+@pytest.mark.slow
+def test_twine_check_passes_strictly(dist):
+    # "twine" is in the dev extra too.
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, sorted(dist.glob("*")))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2 and "WARNING" not in result.stdout
+
+
+@pytest.mark.slow
+def test_an_editable_install_prints_no_warning(tmp_path):
+    """What `pip install -e .` (and so `make demo`) runs: setuptools' build_editable, in a copy of the tree."""
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tox", "build", "dist", "artifacts", "*.egg-info", "__pycache__"
+        ),
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import sys, setuptools.build_meta as b; b.build_editable(sys.argv[1])"]
+        + [str(tmp_path / "wheel")],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=build_env(),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert warnings_in(result.stdout + result.stderr) == []
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    assert zipfile.ZipFile(wheel).namelist()  # an editable wheel was made
+
+
+@pytest.mark.slow
+def test_the_licence_is_an_spdx_expression_not_a_classifier(dist):
+    (wheel,) = dist.glob("*.whl")
+    (metadata,) = [name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".dist-info/METADATA")]
+    lines = zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+    assert "License-Expression: MIT" in lines and "License-File: LICENSE" in lines
+    assert not [line for line in lines if line.startswith("Classifier: License ::")]
 
 
 @pytest.mark.slow
@@ -49,6 +125,7 @@ def test_wheel_contains_templates_static_migrations_and_licence(dist):
     assert expected - names == set()
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert not [name for name in names if name.startswith(("tests/", "example_project/"))]
+    assert not [name for name in names if name.endswith((".pyc", ".pyo")) or "__pycache__" in name]
     (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]
     requires = {
         requirement_name(line.split(":", 1)[1])
@@ -63,8 +140,10 @@ def test_sdist_contains_readme_licence_and_package_data(dist):
     (sdist,) = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"README.md", "LICENSE", "setup.py", "MANIFEST.in"} <= names
+    assert {"README.md", "LICENSE", "CHANGELOG.md", "setup.py", "pyproject.toml", "MANIFEST.in"} <= names
     assert set(files_on_disk()) - names == set()
+    assert not [name for name in names if name.endswith((".pyc", ".pyo")) or "__pycache__" in name]
+    assert not [name for name in names if name.startswith(("tests/", "example_project/", ".venv/"))]
 
 
 def setup_keyword(name: str):

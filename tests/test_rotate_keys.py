@@ -1,5 +1,6 @@
 """``bigoauth_rotate_keys``: every token moves to the first key, in batches, once, and says what it did."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -8,9 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import F
 
-from django_bigoauth import crypto
+from django_bigoauth import crypto, rotation
 from django_bigoauth.models import Token
 from django_bigoauth.rotation import rotate_keys
+from tests.consoles import Terminal
 from tests.lifecycle_support import overwrite_token
 from tests.test_crypto import bound, fernet_plaintext, raw_by_account, use_keys
 
@@ -119,7 +121,7 @@ def test_a_token_under_an_unknown_key_is_named_and_the_rest_are_rotated(settings
     message = str(excinfo.value)
     assert excinfo.value.returncode == 1  # manage.py exits non-zero
     assert f"account {lost.pk} (bigin)" in message
-    assert "1 tokens cannot be decrypted" in message
+    assert "1 token cannot be decrypted with any key in ENCRYPTION_KEYS and was left as it is" in message
     assert "Re-encrypted 5 tokens" in out.getvalue()
     assert "lost" not in message + out.getvalue()
 
@@ -155,12 +157,69 @@ def test_a_token_rewritten_during_rotation_keeps_the_newer_value(settings, accou
     assert Token.objects.get(account=first).refresh_token == accounts_under_a[first][1]
 
 
-def test_progress_is_reported_per_batch_at_verbosity_2(settings, accounts_under_a):
+def test_off_a_terminal_progress_is_one_plain_line_per_batch(settings, accounts_under_a):
     use_keys(settings, KEY_B, KEY_A)
-    output = run("--batch-size", "2", "--verbosity", "2")
-    assert output.count("Batch ") == 3
+    output = run("--batch-size", "2")
+    assert output.splitlines() == [
+        "2 of 5 tokens checked.",
+        "4 of 5 tokens checked.",
+        "5 of 5 tokens checked.",
+        "Re-encrypted 5 tokens; 0 were already under the first key.",
+    ]
     for access, refresh in accounts_under_a.values():
         assert access not in output and (not refresh or refresh not in output)
+
+
+def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(settings, accounts_under_a):
+    use_keys(settings, KEY_B, KEY_A)
+    out = Terminal()
+    call_command("bigoauth_rotate_keys", "--batch-size", "2", stdout=out, stderr=out)
+    text = out.getvalue()
+    bars = re.findall(r"\r\[([#-]{30})\] (\d) of 5 tokens checked\.", text)
+    assert [done for _bar, done in bars][-1] == "5" and bars[-1][0] == "#" * 30
+    assert text.endswith("\nRe-encrypted 5 tokens; 0 were already under the first key.\n")
+    assert text.count("\n") == 2  # the bar's line, ended once; then the summary
+
+
+def test_verbosity_0_is_quiet_unless_something_failed(settings, accounts_under_a, make_account):
+    use_keys(settings, KEY_B, KEY_A)
+    for stdout in (StringIO(), Terminal()):
+        call_command("bigoauth_rotate_keys", "--batch-size", "2", "--verbosity", "0", stdout=stdout)
+        assert stdout.getvalue() == ""
+    use_keys(settings, KEY_UNKNOWN)
+    make_account("bigin", external_id="lost")
+    use_keys(settings, KEY_B, KEY_A)
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 token cannot be decrypted"):
+        call_command("bigoauth_rotate_keys", "--verbosity", "0", stdout=out)
+    assert out.getvalue() == ""
+
+
+def test_an_interrupted_run_keeps_its_batches_and_a_second_run_finishes(settings, accounts_under_a, monkeypatch):
+    use_keys(settings, KEY_B, KEY_A)
+    real_read_batch = rotation._read_batch
+    calls = []
+
+    def interrupt_on_the_third_batch(*args):
+        calls.append(args)
+        rows = real_read_batch(*args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return rows
+
+    monkeypatch.setattr(rotation, "_read_batch", interrupt_on_the_third_batch)
+    out = StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("bigoauth_rotate_keys", "--batch-size", "2", stdout=out)
+    assert excinfo.value.returncode == 130
+    assert "4 tokens were re-encrypted in the batches committed so far" in str(excinfo.value)
+    monkeypatch.setattr(rotation, "_read_batch", real_read_batch)
+    assert sum(crypto.is_under_primary_key(value) for row in raw_by_account().values() for value in row if value) == 8
+
+    assert "Re-encrypted 1 token; 4 were already under the first key." in run()
+    use_keys(settings, KEY_B)
+    for account, (access, _refresh) in accounts_under_a.items():
+        assert account.get_access_token() == access
 
 
 def test_the_output_has_counts_and_never_a_token_or_ciphertext(settings, accounts_under_a):

@@ -99,13 +99,65 @@ def test_a_revoked_account_offers_reconnect_but_not_disconnect(signed_in, alice,
     assert "Revoked" in row and "Reconnect" in row and "Disconnect" not in row
 
 
-def test_page_draws_without_decrypting_any_token(signed_in, alice, make_account, fake_provider, settings):
+def test_a_token_no_key_can_decrypt_is_shown_as_unreadable_not_active(
+    signed_in, alice, make_account, fake_provider, settings
+):
     account = make_account("bigin", user=alice, label="Acme Ltd")
-    # A key rotation gone wrong: the stored token cannot be read any more. The page still works.
+    fine = make_account("biggerplate", user=alice, label="Maps", external_id="bp-1")
+    # A key rotation gone wrong: the stored tokens cannot be read any more. The page still works.
     settings.BIGOAUTH = {**settings.BIGOAUTH, "ENCRYPTION_KEYS": ["SysVB7yDmZxXQt8pKl-a7-JoHMFcKx9Q3PUMEc3xHpc="]}
     response = signed_in.get(ACCOUNTS)
     assert response.status_code == 200
-    assert f"in 59{NBSP}minutes" in row_of(response.content.decode(), account)
+    row = row_of(response.content.decode(), account)
+    assert "Token unreadable" in row and "Active" not in row and "bigoauth-status-unreadable" in row
+    assert "Cannot be decrypted with this site's keys: reconnect the account." in row
+    assert "minutes" not in row  # no expiry for a token that cannot be used
+    assert "Reconnect" in row and "Disconnect" in row  # both still work
+    assert "Token unreadable" in row_of(response.content.decode(), fine)
+
+
+def test_a_ciphertext_copied_from_another_account_is_unreadable_too(signed_in, alice, make_account, fake_provider):
+    from django.db.models import TextField, Value
+
+    from tests.lifecycle_support import raw_token_row
+
+    mine = make_account("bigin", user=alice, label="Mine")
+    other = make_account("bigin", user=alice, label="Other", external_id="org-2")
+    Token.objects.filter(account=other).update(access_token=Value(raw_token_row(mine)[0], output_field=TextField()))
+    html = signed_in.get(ACCOUNTS).content.decode()
+    assert "Token unreadable" in row_of(html, other)
+    assert "Active" in row_of(html, mine) and "Token unreadable" not in row_of(html, mine)
+
+
+def test_a_stale_token_says_it_is_refreshed_on_next_use(signed_in, alice, make_account, fake_provider):
+    soon = make_account("bigin", user=alice, label="Soon", expires_in=20, external_id="1")
+    later = make_account("bigin", user=alice, label="Later", expires_in=3600, external_id="2")
+    dead = make_account("bigin", user=alice, label="Dead", expires_in=-60, external_id="3")
+    LinkedAccount.objects.filter(pk=dead.pk).update(status=LinkedAccount.Status.NEEDS_REAUTH)
+    html = signed_in.get(ACCOUNTS).content.decode()
+
+    row = row_of(html, soon)
+    assert re.search(r'class="bigoauth-expires bigoauth-stale">in \d+ seconds<', row)
+    assert "(refreshed on next use)" in row
+    assert "refreshed on next use" not in row_of(html, later)
+    # Stale, but nothing will refresh it until it is linked again: no such promise.
+    dead_row = row_of(html, dead)
+    assert "Needs re-authorisation" in dead_row and "refreshed on next use" not in dead_row
+
+
+def test_the_page_decrypts_each_of_the_users_tokens_once_and_no_one_elses(
+    signed_in, alice, make_account, fake_provider, django_user_model, monkeypatch
+):
+    from django_bigoauth import crypto
+
+    for index in range(3):
+        make_account("bigin", user=alice, external_id=f"a-{index}")
+    make_account("bigin", user=django_user_model.objects.create_user("bob"), external_id="b")
+    opened = []
+    real = crypto.open_sealed
+    monkeypatch.setattr(crypto, "open_sealed", lambda ciphertext: opened.append(ciphertext) or real(ciphertext))
+    assert signed_in.get(ACCOUNTS).status_code == 200
+    assert len(opened) == 3 * 2  # access and refresh token of each of alice's three
 
 
 def test_an_account_of_a_provider_no_longer_configured_is_still_listed(signed_in, alice, make_account, fake_provider):

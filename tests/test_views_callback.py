@@ -699,6 +699,15 @@ def test_site_level_link_without_the_admin_lands_on_the_accounts_page(client, ro
     assert LinkedAccount.objects.get().user is None
 
 
+def test_site_level_link_says_the_account_is_the_sites_not_yours(client, root, fake_provider, settings):
+    settings.ROOT_URLCONF = WithoutAdmin
+    response = come_back(client, fake_provider, authorised=start(client, "bigin", site="1"))
+    assert messages_of(response) == ["The site's Bigin account “Acme Ltd” is now linked."]
+    response = come_back(client, fake_provider, authorised=start(client, "bigin", site="1"))
+    assert messages_of(response)[-1] == "The site's Bigin account “Acme Ltd” was linked again and is up to date."
+    assert LinkedAccount.objects.get().user is None
+
+
 def test_site_level_callback_for_a_demoted_superuser_is_refused(client, root, fake_provider):
     authorised = start(client, "bigin", site="1")
     root.is_superuser = False

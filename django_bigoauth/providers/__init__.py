@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from ..conf import BUILTIN_PROVIDER_CLASSES, OAUTH2_CLASS, OPENID_CONNECT_CLASS, bigoauth_settings
-from ..exceptions import BigOAuthError
+from ..exceptions import UnknownProvider  # defined in exceptions.py; re-exported here
 from .base import CallbackContext, Identity, Provider, TokenReply, import_provider_class
 
 __all__ = [
@@ -27,10 +27,6 @@ __all__ = [
 ]
 
 _cache: dict[str, Provider] = {}
-
-
-class UnknownProvider(BigOAuthError, LookupError):
-    """No provider with that slug is configured."""
 
 
 def provider_class_path(slug: str, config: dict) -> str:

@@ -63,6 +63,16 @@ COMMON_SETTINGS_KEYS = frozenset(
     }
 )
 
+__all__ = [
+    "COMMON_SETTINGS_KEYS",
+    "RESERVED_AUTHORIZE_PARAMS",
+    "CallbackContext",
+    "Identity",
+    "Provider",
+    "TokenReply",
+    "import_provider_class",
+]
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class TokenReply:

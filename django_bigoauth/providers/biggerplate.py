@@ -9,6 +9,8 @@ from typing import Any
 from ..exceptions import ProviderError
 from .base import Identity, Provider, _number
 
+__all__ = ["BiggerplateProvider"]
+
 
 class BiggerplateProvider(Provider):
     name = "Biggerplate"

@@ -11,6 +11,8 @@ from ..exceptions import AccountsServerNotAllowed, CallbackError, SelfClientErro
 from ..netloc import origin
 from .base import COMMON_SETTINGS_KEYS, CallbackContext, Identity, Provider, _number
 
+__all__ = ["DATA_CENTRES", "DEFAULT_DATA_CENTRE", "BiginProvider"]
+
 # data centre -> (accounts server, API domain); ACCOUNTS_SERVERS replaces the first column.
 DATA_CENTRES: dict[str, tuple[str, str]] = {
     "us": ("https://accounts.zoho.com", "https://www.zohoapis.com"),

@@ -6,6 +6,8 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for /favicon.ico on every page that names none (the admin's): the app's icon.
+    path("favicon.ico", views.favicon),
     path("demo/accounts/<int:pk>/test/", views.test_connection, name="demo-test-connection"),
     path("demo/accounts/test-all/", views.test_all_connections, name="demo-test-all"),
     path("accounts/", include("django.contrib.auth.urls")),

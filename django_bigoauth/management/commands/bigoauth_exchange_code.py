@@ -43,18 +43,10 @@ class Command(BaseCommand):
                 label=options["label"],
                 username=options["user"],
             )
-        message = _("Linked %(provider)s account %(id)s (%(label)s), data centre %(dc)s, owner %(owner)s.")
+        # Named as every command names an account: "[3] Bigin account “Acme Ltd” (site)".
+        message = _("[%(id)s] %(account)s: linked; data centre %(dc)s.")
         if not created:
-            message = _("Updated %(provider)s account %(id)s (%(label)s), data centre %(dc)s, owner %(owner)s.")
+            message = _("[%(id)s] %(account)s: linked again (updated); data centre %(dc)s.")
         self.stdout.write(
-            self.style.SUCCESS(
-                message
-                % {
-                    "provider": account.provider,
-                    "id": account.pk,
-                    "label": account.label,
-                    "dc": account.data_centre or "-",
-                    "owner": account.user.get_username() if account.user_id else _("the site"),
-                }
-            )
+            self.style.SUCCESS(message % {"id": account.pk, "account": account, "dc": account.data_centre or "-"})
         )

@@ -7,10 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils.translation import gettext as _
 
+from django_bigoauth.models import provider_display_name
 from django_bigoauth.operations import revoke_account_by_id
 from django_bigoauth.revocation import RevokeOutcome
 
-from ._errors import reported_as_command_error
+from ._errors import app_log_off_the_terminal, reported_as_command_error
 
 
 class Command(BaseCommand):
@@ -23,23 +24,27 @@ class Command(BaseCommand):
         parser.add_argument("--account", type=int, required=True, metavar="ID", help=_("the account to revoke"))
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with app_log_off_the_terminal(options["verbosity"]):  # the command reports every outcome itself
+            self._handle(**options)
+
+    def _handle(self, **options: Any) -> None:
         with reported_as_command_error():
             result = revoke_account_by_id(options["account"])
         account = result.account
-        values = {"id": account.pk, "provider": account.provider_instance.display_name}
+        values = {"id": account.pk, "account": account, "provider": provider_display_name(account.provider)}
         outcome = result.outcome
         if outcome is RevokeOutcome.ALREADY_REVOKED:
-            self.stdout.write(_("Account %(id)s (%(provider)s) was already revoked; nothing to do.") % values)
+            self.stdout.write(_("[%(id)s] %(account)s: already revoked; nothing to do.") % values)
         elif outcome is RevokeOutcome.REVOKED:
             self.stdout.write(
-                self.style.SUCCESS(_("Revoked account %(id)s at %(provider)s and removed its tokens.") % values)
+                self.style.SUCCESS(_("[%(id)s] %(account)s: revoked at %(provider)s; its tokens are removed.") % values)
             )
         elif outcome is RevokeOutcome.SUPERSEDED:
             self.stdout.write(
                 self.style.WARNING(
                     _(
-                        "Revoked the old token of account %(id)s at %(provider)s, but the account was linked again "
-                        "meanwhile: the new link stays active. Run this again to revoke it too."
+                        "[%(id)s] %(account)s: its old token was revoked at %(provider)s, but the account was linked "
+                        "again meanwhile: the new link stays active. Run this again to revoke it too."
                     )
                     % values
                 )
@@ -48,15 +53,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(
                     _(
-                        "Removed the tokens of account %(id)s here. %(provider)s has no revoke endpoint: to cut "
-                        "the site's access there too, remove the app in your %(provider)s account settings."
+                        "[%(id)s] %(account)s: its tokens are removed here. %(provider)s has no revoke endpoint: to "
+                        "cut the site's access there too, remove the app in your %(provider)s account settings."
                     )
                     % values
                 )
             )
         else:
             self.stdout.write(
-                self.style.WARNING(
-                    _("Account %(id)s (%(provider)s) had no token that could be sent; marked revoked.") % values
-                )
+                self.style.WARNING(_("[%(id)s] %(account)s: no token that could be sent; marked revoked.") % values)
             )
