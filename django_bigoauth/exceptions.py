@@ -29,6 +29,7 @@ __all__ = [
     "ReauthorizationRequired",
     "RefreshError",
     "RevokeError",
+    "SelfClientError",
     "StateError",
     "TokenBindingError",
     "TokenDecryptionError",
