@@ -20,24 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+from support import measure_on_every_database
 
-DATABASES = {
-    "SQLite": "sqlite://",
-    "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench_admin",
-    "MariaDB": "mysql://root@127.0.0.1:3306/bench_admin",
-}
 ACCOUNTS = "/admin/django_bigoauth/linkedaccount/"
 TOKENS = "/admin/django_bigoauth/token/"
 #: (label, path, query, rows per page). Ten per page, so that both sizes fill the page they are
@@ -62,36 +52,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args)))
         return
-    columns: dict[str, dict] = {}
-    for name, url in databases().items():
-        print(f"measuring on {name}...", file=sys.stderr, flush=True)  # noqa: T201
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", "--rounds", str(args.rounds)],
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        if child.returncode != 0:
-            columns[name] = {"error": child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "failed"}
-            continue
-        columns[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    columns = measure_on_every_database(__file__, ["--rounds", str(args.rounds)], "bench_admin")
     print_table(columns, args)
-
-
-def databases() -> dict[str, str]:
-    found = {"SQLite": DATABASES["SQLite"]}
-    for name, port, module in (("PostgreSQL", 5432, "psycopg"), ("MariaDB", 3306, "MySQLdb")):
-        try:
-            __import__(module)
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except (ImportError, OSError):
-            print(f"{name}: not measured (no server on 127.0.0.1:{port} or no {module})", file=sys.stderr)
-            continue
-        found[name] = DATABASES[name]
-    if os.environ.get("DATABASE_URL"):
-        found["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    return found
 
 
 # -- one database (the child process) ---------------------------------------------------------

@@ -21,24 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from support import ROOT, bench_environment
+from support import bench_environment, measure_on_every_database
 
 STORMS = ((4, 8), (4, 16))
-DATABASES = {
-    "SQLite": "sqlite://",
-    "PostgreSQL": "postgres://postgres@127.0.0.1:5432/bench",
-    "MariaDB": "mysql://root@127.0.0.1:3306/bench",
-}
 
 
 def main() -> None:
@@ -51,37 +43,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args)))
         return
-    columns: dict[str, dict] = {}
-    for name, url in databases().items():
-        print(f"measuring on {name}...", file=sys.stderr, flush=True)
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", "--calls", str(args.calls), "--rounds", str(args.rounds),
-             "--delay", str(args.delay)],
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )  # fmt: skip
-        if child.returncode != 0:
-            columns[name] = {"error": child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "failed"}
-            continue
-        columns[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    columns = measure_on_every_database(
+        __file__, ["--calls", str(args.calls), "--rounds", str(args.rounds), "--delay", str(args.delay)], "bench"
+    )
     print_table(columns, args)
-
-
-def databases() -> dict[str, str]:
-    found = {"SQLite": DATABASES["SQLite"]}
-    for name, port, module in (("PostgreSQL", 5432, "psycopg"), ("MariaDB", 3306, "MySQLdb")):
-        try:
-            __import__(module)
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except (ImportError, OSError):
-            print(f"{name}: not measured (no server on 127.0.0.1:{port} or no {module})", file=sys.stderr)
-            continue
-        found[name] = DATABASES[name]
-    if os.environ.get("DATABASE_URL"):
-        found["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    return found
 
 
 # -- one database (the child process) ---------------------------------------------------------

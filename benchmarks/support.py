@@ -120,3 +120,55 @@ def api_in_another_process(delay: float) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+def servers(database_name: str) -> dict[str, str]:
+    """Database URL per name: SQLite always; PostgreSQL and MariaDB on 127.0.0.1 when they answer.
+
+    ``database_name`` names the user database in the URLs (Django creates and drops
+    ``test_<name>`` there); ``DATABASE_URL`` adds a column of its own.
+    """
+    import socket
+
+    found = {"SQLite": "sqlite://"}
+    for name, scheme, port, module in (
+        ("PostgreSQL", "postgres://postgres", 5432, "psycopg"),
+        ("MariaDB", "mysql://root", 3306, "MySQLdb"),
+    ):
+        try:
+            __import__(module)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except (ImportError, OSError):
+            print(f"{name}: not measured (no server on 127.0.0.1:{port} or no {module})", file=sys.stderr)
+            continue
+        found[name] = f"{scheme}@127.0.0.1:{port}/{database_name}"
+    if os.environ.get("DATABASE_URL"):
+        found["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    return found
+
+
+def measure_on_every_database(script: str, arguments: list[str], database_name: str) -> dict[str, dict]:
+    """Run ``script --child *arguments`` once per database of :func:`servers`; its last stdout line, as JSON.
+
+    A failed child becomes ``{"error": its last line of stderr}``, so one database down does not
+    stop the table.
+    """
+    import json
+    import subprocess
+
+    columns: dict[str, dict] = {}
+    for name, url in servers(database_name).items():
+        print(f"measuring on {name}...", file=sys.stderr, flush=True)
+        child = subprocess.run(
+            [sys.executable, script, "--child", *arguments],
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if child.returncode != 0:
+            last = child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "failed"
+            columns[name] = {"error": last}
+            continue
+        columns[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    return columns
