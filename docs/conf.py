@@ -32,8 +32,10 @@ django.setup()
 project = "django_bigoauth"
 author = "the django_bigoauth maintainers"
 copyright = "django_bigoauth maintainers, MIT licence"
-release = re.search(r'^__version__ = "([^"]+)"', (ROOT / "django_bigoauth" / "__init__.py").read_text(), re.M)[1]
-version = release
+# Read, not imported from the package, as setup.py does.
+_version = re.search(r'^__version__ = "([^"]+)"', (ROOT / "django_bigoauth" / "__init__.py").read_text(), re.M)
+assert _version, "django_bigoauth/__init__.py names no __version__"
+release = version = _version[1]
 
 extensions = [
     "myst_parser",

@@ -110,7 +110,7 @@ def test_the_signals_page_documents_every_signal():
 # -- settings examples pass the system checks ------------------------------------------------------
 
 
-def fernet_env(name: str) -> str | list[str]:
+def fernet_env(name: str) -> str:
     """What ``env(...)`` gives the examples: a real key where one is wanted, a stand-in secret elsewhere."""
     return Fernet.generate_key().decode() if "KEY" in name else "a-secret-from-the-environment"
 
