@@ -10,7 +10,7 @@ MANAGE := $(BIN)/python example_project/manage.py
 DEMO_ADDR ?= 127.0.0.1:8000
 DEMO_MANAGE = SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://$(DEMO_ADDR)} $(MANAGE)
 
-.PHONY: demo manage test test-postgres test-mariadb lint format migrations-check bench dist clean
+.PHONY: demo manage test test-postgres test-mariadb lint docs format migrations-check bench dist clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "django_bigoauth needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -59,6 +59,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+## docs: the documentation site in docs/_build/html (Sphinx; warnings are errors, every reference must resolve)
+docs: $(STAMP)
+	$(BIN)/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
+	@echo "Open docs/_build/html/index.html"
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -77,4 +82,4 @@ dist: $(STAMP)
 	$(BIN)/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .tox artifacts
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .tox artifacts docs/_build

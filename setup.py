@@ -67,6 +67,10 @@ setup(
         # Not in "dev": it builds from source against libmariadb-dev and needs pkg-config, which a
         # fresh machine lacks, and `make test` must work there (on SQLite). `make test-mariadb` adds it.
         "mysql": ["mysqlclient>=2.2"],
+        # `make docs`: the Sphinx site in docs/ (furo, its theme; myst-parser reads the Markdown pages;
+        # httpx because autodoc imports the async session). Repeated in "dev" below, which `make`
+        # installs (tests/test_packaging.py checks that "dev" holds these).
+        "docs": ["sphinx>=7.2", "furo>=2024.8.6", "myst-parser>=3", "httpx>=0.27"],
         "dev": [
             "django-environ>=0.11",
             "django-oauth-toolkit>=2.3",
@@ -90,6 +94,10 @@ setup(
             # `make lint`: the layering contract in .importlinter
             "import-linter>=2.1",
             "tox>=4",
+            # `make docs`, as in the "docs" extra
+            "sphinx>=7.2",
+            "furo>=2024.8.6",
+            "myst-parser>=3",
         ],
     },
     classifiers=[

@@ -13,18 +13,25 @@ __all__ = ["__version__", "aget_account", "get_account"]
 
 
 def get_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
-    """Find one linked account without writing ORM queries.
+    """The one account of ``provider`` owned by ``user`` (``None``: site-level accounts only).
 
-    Imported lazily so that ``import django_bigoauth`` works before Django is set up
-    (``setup.py``, settings modules).
+    Revoked accounts are not considered. Pass ``label`` when there are several. No match raises
+    :class:`~django_bigoauth.exceptions.AccountNotFound`; several raise
+    :class:`~django_bigoauth.exceptions.MultipleAccountsFound`, whose message lists the labels.
     """
+    # Imported here so that ``import django_bigoauth`` works before Django is set up
+    # (``setup.py``, settings modules).
     from .accounts import get_account as _get_account
 
     return _get_account(provider, user=user, label=label)
 
 
 async def aget_account(provider: str, user: Any = None, label: str | None = None) -> LinkedAccount:
-    """``get_account()`` for async code (Django's async ORM); needs the ``async`` extra."""
+    """:func:`get_account` for async code, through Django's async ORM: same arguments, same exceptions.
+
+    ``user`` must be a loaded user (``await request.auser()``), not ``request.user``, whose lazy
+    loading is a sync query. Needs the ``async`` extra.
+    """
     from .accounts import aget_account as _aget_account
 
     return await _aget_account(provider, user=user, label=label)

@@ -1,42 +1,63 @@
-"""System checks: ``manage.py check`` names each configuration mistake with a stable id.
+"""System checks: ``manage.py check`` names each configuration mistake with a stable id and a hint.
 
-Each check, by id (a definition list, which Sphinx's autodoc renders as it is):
+The checks read the settings only: plain ``check`` (which ``migrate`` and ``runserver`` run too)
+never sends a request. Each check, by id:
 
 ``django_bigoauth.E001``
-    ``BIGOAUTH``, its ``PROVIDERS``, a provider entry or its ``ACCOUNTS_SERVERS`` is not a dict
+    ``BIGOAUTH``, its ``PROVIDERS``, a provider entry, or Bigin's ``ACCOUNTS_SERVERS`` is not a dict
+    (of code → URL string).
 ``django_bigoauth.E002``
-    a provider has no ``CLIENT_ID``
+    A provider has no ``CLIENT_ID``.
 ``django_bigoauth.E003``
-    a provider has no ``CLIENT_SECRET``
+    A provider has no ``CLIENT_SECRET``.
 ``django_bigoauth.E004``
-    an unknown slug without ``CLASS``, ``ISSUER`` or ``AUTHORIZE_URL`` + ``TOKEN_URL``
+    An unknown provider slug with no ``CLASS``, no ``ISSUER`` and not both ``AUTHORIZE_URL`` and
+    ``TOKEN_URL`` (see *Adding a provider from settings*).
 ``django_bigoauth.E005``
-    a ``CLASS`` that does not import (whatever its module raises), or is not a ``Provider``
+    A ``CLASS`` that does not import (whatever its module raises: the message names the exception),
+    or is not a ``Provider`` subclass.
 ``django_bigoauth.E006``
-    an unknown ``DATA_CENTRE`` (Bigin), a malformed ``ISSUER``, or another provider problem
+    An unknown ``DATA_CENTRE``, an ``ISSUER`` that is not a plain URL (no query, fragment or user
+    name), ``IDENTITY_FIELD`` not a field name, or another provider-specific problem.
 ``django_bigoauth.E007``
-    a plain ``http://`` endpoint on a host other than loopback
+    A plain ``http://`` endpoint on a host other than loopback (``127.0.0.1``, ``::1``, ``localhost``).
 ``django_bigoauth.E008``
-    ``ENCRYPTION_KEYS`` holds something that is not a Fernet key
+    ``ENCRYPTION_KEYS`` holds something that is not a Fernet key (the message never repeats the value).
 ``django_bigoauth.E009``
-    no ``ENCRYPTION_KEYS`` while ``DEBUG`` is off
+    No ``ENCRYPTION_KEYS`` while ``DEBUG`` is off: an error, so ``manage.py check`` and ``migrate``
+    stop until a key is set.
 ``django_bigoauth.E010``
-    a provider's ``SCOPES`` is not a list or tuple of strings
+    A provider's ``SCOPES`` is not a list or tuple of strings (``"ZohoBigin.modules.ALL"`` alone
+    would be sent letter by letter).
 ``django_bigoauth.E011``
-    ``REFRESH_LEEWAY``, ``STATE_TTL``, ``DISCOVERY_TTL`` not numbers >= 0; ``HTTP_TIMEOUT`` <= 0
+    ``REFRESH_LEEWAY``, ``STATE_TTL`` or ``DISCOVERY_TTL`` is not a number ≥ 0, or ``HTTP_TIMEOUT``
+    not a number > 0 (a string such as ``"60"`` included).
 ``django_bigoauth.E012``
-    ``AUTHORISE_ON_GET`` is not ``True`` or ``False``
+    ``AUTHORISE_ON_GET`` is not ``True`` or ``False``. A string such as ``"false"`` would look like
+    "on" to a truth test; the app takes anything but ``True`` as off and keeps the confirmation page.
 ``django_bigoauth.E013``
-    ``EXTRA_AUTHORIZE_PARAMS`` is not a dict of strings, or sets ``state``, ``redirect_uri``...
+    A provider's ``EXTRA_AUTHORIZE_PARAMS`` is not a dict of strings, or sets a parameter the app
+    sets itself: ``state``, ``nonce``, ``code_challenge``, ``code_challenge_method``,
+    ``redirect_uri``, ``client_id``, ``response_type`` or ``scope`` (those are never sent from it).
 ``django_bigoauth.W001``
-    no ``ENCRYPTION_KEYS`` (a key is derived from ``SECRET_KEY``)
+    No ``ENCRYPTION_KEYS`` while ``DEBUG`` is on: a key is derived from ``SECRET_KEY``
+    (HKDF-SHA256).
 ``django_bigoauth.W002``
-    an unknown key in ``BIGOAUTH`` or in a provider entry (a typo?)
+    An unknown key in ``BIGOAUTH`` or a provider entry — a typo? Each provider class declares the
+    keys it reads (``Provider.settings_keys``), and the hint names them: ``ISSUER`` is known to an
+    OpenID Connect provider, ``DATA_CENTRE`` to Bigin.
 ``django_bigoauth.W003``
-    ``SCOPES`` lack the scope that names the account (Bigin: ``ZohoBigin.org.READ``/``.ALL``)
+    ``SCOPES`` are set without any scope the provider needs to tell whose account it is — Bigin's
+    ``ZohoBigin.org.READ`` or ``ZohoBigin.org.ALL``: the organisation cannot be read, so the account
+    is linked without an organisation id and two organisations of one user cannot be told apart.
 ``django_bigoauth.W004``
-    ``check --deploy``: an ``ISSUER``'s discovery document cannot be fetched or used
+    Only with ``manage.py check --deploy``: an ``ISSUER``'s discovery document cannot be fetched,
+    names another issuer, or names an endpoint that is not ``https://``. (Not in plain ``check``:
+    every ``manage.py`` command runs those, and they must not wait on the network.)
 """
+
+# The definition list above is the documentation's "System checks" page (docs/checks.rst renders it
+# with autodoc); tests/test_checks.py keeps its ids equal to the ids this module emits.
 
 from __future__ import annotations
 

@@ -61,6 +61,12 @@ class OwnerKeyField(models.CharField):
 
 
 class LinkedAccount(models.Model):
+    """An account at a provider, linked by a user or for the site (``user`` empty).
+
+    Its token is the one-to-one :class:`Token` (``account.token``). Callers use the methods
+    below; find an account with :func:`django_bigoauth.get_account`.
+    """
+
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
         NEEDS_REAUTH = "needs_reauth", _("Needs re-authorisation")

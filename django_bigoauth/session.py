@@ -163,6 +163,14 @@ class SessionCore:
 
 
 class AccountSession(OAuth2Session):
+    """A ``requests`` session (requests-oauthlib's ``OAuth2Session``) that authenticates as one account.
+
+    Made by :meth:`LinkedAccount.session() <django_bigoauth.models.LinkedAccount.session>`:
+    relative URLs are resolved against the account's API base, the token is read once and
+    refreshed when stale or after a 401 that a refresh can cure, and a token is never sent to
+    another origin. Keyword arguments go to ``OAuth2Session``.
+    """
+
     def __init__(self, account: LinkedAccount, **kwargs: Any):
         core = SessionCore(account)
         super().__init__(client_id=core.provider.client_id, scope=core.provider.scopes or None, **kwargs)

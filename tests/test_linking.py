@@ -399,12 +399,12 @@ def test_a_parse_identity_that_raises_is_a_reply_that_names_nobody(acme, caplog)
         assert all(token not in text for text in warnings_of(caplog))
 
 
-def test_the_readme_provider_example_reads_its_reply_defensively():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### Adding a provider in code", 1)[1]
+def test_the_documented_provider_example_reads_its_reply_defensively():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text()
+    section = page.split("## Adding a provider in code", 1)[1]
     source = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace = {}
-    exec(compile(source, "README.md", "exec"), namespace)
+    exec(compile(source, "docs/providers.md", "exec"), namespace)
     provider = namespace["AcmeProvider"]("acme", {})
     assert provider.parse_identity({"id": 7, "name": "Ada"}) == Identity("7", "Ada")
     for odd in ({}, {"id": ""}, {"name": "no id"}, [], None, "text", json.loads('{"id": null}')):

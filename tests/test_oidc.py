@@ -456,20 +456,20 @@ def test_discovery_documents_are_checked_when_read_back_from_djangos_cache(stub,
     assert json.dumps(tampered)  # (the tampered copy was a plain dict)
 
 
-# -- the README's examples -------------------------------------------------------------------------------------
+# -- the documentation's examples (docs/providers.md) -------------------------------------------------------
 
 
-def test_the_readmes_settings_examples_are_clean_and_make_the_providers_they_say(settings, outbound):
+def test_the_documented_settings_examples_are_clean_and_make_the_providers_they_say(settings, outbound):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### Adding a provider from settings", 1)[1].split("\n### ", 1)[0]
+    page = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text()
+    section = page.split("## Adding a provider from settings", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 2
     made = []
     for source in blocks:
         namespace = {"env": lambda name: "a-secret-from-the-environment"}
-        exec(compile(source, "README.md", "exec"), namespace)
+        exec(compile(source, "docs/providers.md", "exec"), namespace)
         settings.BIGOAUTH = {**namespace["BIGOAUTH"], "ENCRYPTION_KEYS": [KEY]}
         assert check_settings() == []
         (slug,) = settings.BIGOAUTH["PROVIDERS"]

@@ -201,6 +201,11 @@ def test_every_third_party_module_the_package_imports_is_declared_in_install_req
     assert {"requests", "oauthlib", "requests-oauthlib", "cryptography", "django", "asgiref"} <= declared
 
 
+def test_the_dev_extra_holds_the_docs_extra():
+    """``make docs`` runs in the virtualenv ``make`` builds with the dev extra."""
+    assert {"sphinx", "furo", "myst-parser", "httpx"} <= extra_requires("docs") <= extra_requires("dev")
+
+
 def test_modules_of_an_extra_are_declared_there_and_imported_only_where_the_extra_is_checked():
     for module, (extra, files) in EXTRA_MODULES.items():
         assert normalise(module) in extra_requires(extra)

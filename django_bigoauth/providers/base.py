@@ -333,12 +333,14 @@ class Provider:
         )
 
     def read_expiry(self, data: Mapping[str, Any], now: datetime) -> datetime | None:
+        """When the token in ``data`` expires (``expires_in`` seconds from ``now``); ``None`` when unknown."""
         seconds = data.get("expires_in")
         if seconds in (None, ""):
             return None
         return now + timedelta(seconds=_number(seconds, "expires_in"))
 
     def read_scope(self, data: Mapping[str, Any]) -> str:
+        """The granted scopes of ``data`` as one string, joined by ``scope_separator`` if sent as a list."""
         scope = data.get("scope") or ""
         if isinstance(scope, (list, tuple)):
             return self.scope_separator.join(str(item) for item in scope)
@@ -356,6 +358,7 @@ class Provider:
 
     @sensitive_variables()
     def authorization_header(self, access_token: str) -> str:
+        """The API's ``Authorization`` header value: ``AUTH_HEADER_FORMAT``'s scheme and the token."""
         scheme = self.header_scheme
         return f"{scheme} {access_token}" if scheme else access_token
 
