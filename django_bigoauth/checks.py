@@ -30,8 +30,8 @@ never sends a request. Each check, by id:
     A provider's ``SCOPES`` is not a list or tuple of strings (``"ZohoBigin.modules.ALL"`` alone
     would be sent letter by letter).
 ``django_bigoauth.E011``
-    ``REFRESH_LEEWAY``, ``STATE_TTL`` or ``DISCOVERY_TTL`` is not a number ≥ 0, or ``HTTP_TIMEOUT``
-    not a number > 0 (a string such as ``"60"`` included).
+    ``REFRESH_LEEWAY``, ``STATE_TTL``, ``DISCOVERY_TTL`` or ``REFRESH_ON_401_INTERVAL`` is not a
+    number ≥ 0, or ``HTTP_TIMEOUT`` not a number > 0 (a string such as ``"60"`` included).
 ``django_bigoauth.E012``
     ``AUTHORISE_ON_GET`` is not ``True`` or ``False``. A string such as ``"false"`` would look like
     "on" to a truth test; the app takes anything but ``True`` as off and keeps the confirmation page.
@@ -110,6 +110,7 @@ def _check_durations(user_settings: dict[str, Any]) -> list[checks.CheckMessage]
         ("HTTP_TIMEOUT", True),
         ("STATE_TTL", False),
         ("DISCOVERY_TTL", False),
+        ("REFRESH_ON_401_INTERVAL", False),
     ):
         if key not in user_settings:
             continue

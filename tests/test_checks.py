@@ -95,7 +95,9 @@ def test_scopes_as_a_list_or_tuple_are_fine(settings, scopes):
     assert ids(settings, {"biggerplate": good(SCOPES=scopes)}) == []
 
 
-@pytest.mark.parametrize("key", ["REFRESH_LEEWAY", "HTTP_TIMEOUT", "STATE_TTL"])
+@pytest.mark.parametrize(
+    "key", ["REFRESH_LEEWAY", "HTTP_TIMEOUT", "STATE_TTL", "DISCOVERY_TTL", "REFRESH_ON_401_INTERVAL"]
+)
 @pytest.mark.parametrize("value", ["60", None, True, -1, float("nan"), float("inf"), [10]])
 def test_durations_must_be_non_negative_numbers(settings, key, value):
     assert ids(settings, {"biggerplate": good()}, **{key: value}) == ["django_bigoauth.E011"]
