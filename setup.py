@@ -29,6 +29,8 @@ setup(
             "static/**/*",
             "locale/*/LC_MESSAGES/*.po",
             "locale/*/LC_MESSAGES/*.mo",
+            # PEP 561: the package's own annotations are its types (mypy, pyright).
+            "py.typed",
         ]
     },
     zip_safe=False,

@@ -17,6 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_bigoauth"
 SHIPPED_DIRS = ("templates", "static", "migrations", "locale")
+#: files of the package's own folder that are not modules
+SHIPPED_FILES = ("py.typed",)
 
 
 def files_on_disk():
@@ -24,6 +26,8 @@ def files_on_disk():
         for path in (PACKAGE / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 yield path.relative_to(ROOT).as_posix()
+    for name in SHIPPED_FILES:
+        yield (PACKAGE / name).relative_to(ROOT).as_posix()
 
 
 def build_env() -> dict[str, str]:
@@ -122,6 +126,7 @@ def test_wheel_contains_templates_static_migrations_and_licence(dist):
     expected = set(files_on_disk())
     assert "django_bigoauth/migrations/0001_initial.py" in expected
     assert "django_bigoauth/templates/django_bigoauth/base.html" in expected
+    assert "django_bigoauth/py.typed" in expected  # PEP 561: type checkers read the package's annotations
     assert expected - names == set()
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert not [name for name in names if name.startswith(("tests/", "example_project/"))]
