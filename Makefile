@@ -53,11 +53,12 @@ test-mariadb: $(STAMP)
 	  exit 1; }
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/test} $(BIN)/python -m pytest
 
-## lint: ruff, and the import-linter contracts of .importlinter (the layers, no cycles)
+## lint: ruff, the import-linter contracts of .importlinter (the layers, no cycles), and mypy (mypy.ini)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	PYTHONPATH=. $(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -177,13 +177,25 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def runtime_nodes(tree: ast.Module):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:``, which only type checkers import."""
+    checking_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+    return (node for node in ast.walk(tree) if id(node) not in checking_only)
+
+
 def imported_top_level_modules(exclude: set[str] = frozenset()) -> set[str]:
-    """Every top-level module the package imports, at any depth of any of its files but ``exclude``."""
+    """Every top-level module the package imports when it runs, at any depth of any of its files but ``exclude``."""
     names: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
         if path.relative_to(PACKAGE).as_posix() in exclude:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

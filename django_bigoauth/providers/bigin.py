@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -212,7 +213,7 @@ class BiginProvider(Provider):
 
     # -- replies -----------------------------------------------------------------------------
 
-    def read_expiry(self, data: Mapping[str, Any], now):
+    def read_expiry(self, data: Mapping[str, Any], now: datetime) -> datetime | None:
         # Older replies: "expires_in_sec" in seconds and "expires_in" in milliseconds.
         if data.get("expires_in_sec") not in (None, ""):
             return super().read_expiry({"expires_in": _number(data["expires_in_sec"], "expires_in_sec")}, now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,9 +16,14 @@ from ._progress import Progress
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
-        "Re-encrypt every stored access and refresh token with the first key of BIGOAUTH['ENCRYPTION_KEYS']. "
-        "Safe to run twice or to interrupt: each batch is committed on its own."
+    # Lazy, so that --help speaks the language active when it is printed. BaseCommand.help is
+    # typed str; a lazy string is one wherever argparse uses it.
+    help = cast(
+        str,
+        gettext_lazy(
+            "Re-encrypt every stored access and refresh token with the first key of BIGOAUTH['ENCRYPTION_KEYS']. "
+            "Safe to run twice or to interrupt: each batch is committed on its own."
+        ),
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
