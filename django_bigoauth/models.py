@@ -225,7 +225,8 @@ class Token(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.token_type} token of account {self.account_id}"
+        """``Bearer token of account 3``: the title of its admin page."""
+        return _("%(type)s token of account %(id)s") % {"type": self.token_type, "id": self.account_id}
 
     def __repr__(self) -> str:
         access = mask(self.__dict__["access_token"]) if "access_token" in self.__dict__ else "(deferred)"

@@ -30,6 +30,7 @@ from .exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
     SelfClientError,
+    UnknownProvider,
 )
 from .humanize import describe_expiry
 from .linking import link_with_code
@@ -96,7 +97,13 @@ def exchange_self_client_code(
     exchange carries no redirect_uri: a self client has none. Returns ``(account, created)``;
     the account is site-level unless ``username`` names its owner.
     """
-    provider = get_provider(provider_slug)
+    try:
+        provider = get_provider(provider_slug)
+    except UnknownProvider:
+        raise OperationError(
+            _("No provider %(slug)r is configured in BIGOAUTH['PROVIDERS']. Configured providers: %(configured)s.")
+            % {"slug": provider_slug, "configured": ", ".join(bigoauth_settings.PROVIDERS) or _("none")}
+        ) from None
     if not provider.supports_self_client:
         raise OperationError(
             _(

@@ -64,7 +64,7 @@ class BiginProvider(Provider):
             if value is not None and not (
                 isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
             ):
-                errors.append(f"{key} must be a dict of data-centre code -> URL.")
+                errors.append(_("%(key)s must be a dict of data-centre code -> URL.") % {"key": key})
         return errors
 
     # -- data centres ----------------------------------------------------------------
@@ -147,7 +147,7 @@ class BiginProvider(Provider):
     def configuration_errors(self) -> list[str]:
         if self.data_centre not in self.accounts_servers:
             known = ", ".join(sorted(self.accounts_servers))
-            return [f"Unknown DATA_CENTRE {self.data_centre!r}; known: {known}."]
+            return [_("Unknown DATA_CENTRE %(code)r; known: %(known)s.") % {"code": self.data_centre, "known": known}]
         return []
 
     def endpoint_urls(self) -> dict[str, str]:

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from django_bigoauth.rotation import DEFAULT_BATCH_SIZE, RotationReport, rotate_keys, token_count
 
+from ._base import TranslatedCommand
 from ._errors import app_log_off_the_terminal
 from ._progress import Progress
 
 
-class Command(BaseCommand):
-    # Lazy, so that --help speaks the language active when it is printed. BaseCommand.help is
-    # typed str; a lazy string is one wherever argparse uses it.
-    help = cast(
-        str,
-        gettext_lazy(
-            "Re-encrypt every stored access and refresh token with the first key of BIGOAUTH['ENCRYPTION_KEYS']. "
-            "Safe to run twice or to interrupt: each batch is committed on its own."
-        ),
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "Re-encrypt every stored access and refresh token with the first key of BIGOAUTH['ENCRYPTION_KEYS']. "
+        "Safe to run twice or to interrupt: each batch is committed on its own."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
