@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -30,6 +31,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.text import capfirst, smart_split, unescape_string_literal
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
@@ -45,6 +47,9 @@ from .policy import is_stale
 from .providers import get_providers
 from .redaction import mask
 from .revocation import RevokeOutcome
+
+if TYPE_CHECKING:
+    from .operations import AccountWithTokenColumns
 
 __all__ = ["LinkedAccountAdmin", "TokenAdmin", "TokenInline", "describe_expiry_html", "masked_ciphertext"]
 
@@ -76,7 +81,7 @@ def masked_ciphertext(ciphertext: str | None, *, owner: object, field: str) -> s
     try:
         return mask(crypto.check_binding(crypto.open_sealed(ciphertext), owner=owner, field=field))
     except TokenDecryptionError:
-        return _("cannot be decrypted")
+        return gettext("cannot be decrypted")
 
 
 class ProviderFilter(admin.SimpleListFilter):
@@ -221,7 +226,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         "updated_at",
     )
 
-    def action_checkbox(self, obj: LinkedAccount) -> str:
+    def action_checkbox(self, obj: LinkedAccount) -> SafeString:
         """Django's row checkbox, the same HTML written with ``format_html``.
 
         Django renders a form widget (a template) for it on every row, which costs more than
@@ -293,7 +298,9 @@ class LinkedAccountAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple[list, dict, set, list]:
+    def get_deleted_objects(
+        self, objs: Sequence[LinkedAccount] | QuerySet[LinkedAccount], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
         """Django's "these will be deleted" summary, or a plain one when a token cannot be decrypted.
 
         Django loads every related token in full (so decrypts it) just to print its name; an
@@ -307,21 +314,23 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         else:
             # The token admin deletes nothing itself, but a token is part of its account: whoever
             # may delete the account deletes its token with it.
-            perms_needed.discard(Token._meta.verbose_name)
+            perms_needed.discard(str(Token._meta.verbose_name))
             return deleted, counts, perms_needed, protected
         accounts = list(objs)
         with_token = set(Token.objects.filter(account__in=accounts).values_list("account_id", flat=True))
-        summary: list = []  # Django's shape: an item, then the list of what goes with it
+        summary: list[Any] = []  # Django's shape: an item, then the list of what goes with it
         for account in accounts:
             summary.append(f"{capfirst(LinkedAccount._meta.verbose_name)}: {account}")
             if account.pk in with_token:
-                summary.append([f"{capfirst(Token._meta.verbose_name)}: {_('cannot be decrypted')}"])
+                summary.append([f"{capfirst(Token._meta.verbose_name)}: {gettext('cannot be decrypted')}"])
         counts = {
-            LinkedAccount._meta.verbose_name_plural: len(accounts),
-            Token._meta.verbose_name_plural: len(with_token),
+            str(LinkedAccount._meta.verbose_name_plural): len(accounts),
+            str(Token._meta.verbose_name_plural): len(with_token),
         }
         perms_needed = {
-            LinkedAccount._meta.verbose_name for account in accounts if not self.has_delete_permission(request, account)
+            str(LinkedAccount._meta.verbose_name)
+            for account in accounts
+            if not self.has_delete_permission(request, account)
         }
         return summary, counts, perms_needed, []
 
@@ -340,21 +349,21 @@ class LinkedAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("owner"), ordering="user")
     def owner(self, account: LinkedAccount) -> str:
-        return str(account.user) if account.user_id else _("site")
+        return str(account.user) if account.user_id else gettext("site")
 
     @admin.display(description=_("expires"), ordering="token_expires_at")
-    def expires_in(self, account: LinkedAccount) -> str:
-        if getattr(account, "token_pk", None) is None:
-            return _("no token")
-        return describe_expiry_html(account.token_expires_at, getattr(account, "token_refreshed_at", None))
+    def expires_in(self, account: AccountWithTokenColumns) -> str:
+        if account.token_pk is None:
+            return gettext("no token")
+        return describe_expiry_html(account.token_expires_at, account.token_refreshed_at)
 
     # Not sortable: ordering ten thousand accounts by a column of the joined token table sorts
     # them all on every page. The token list sorts by expiry through an index.
     @admin.display(description=_("token"))
-    def token_health(self, account: LinkedAccount) -> str:
-        if getattr(account, "token_pk", None) is None:
-            return _("no token")
-        return expiry_and_refresh_html(account.token_expires_at, getattr(account, "token_refreshed_at", None))
+    def token_health(self, account: AccountWithTokenColumns) -> str:
+        if account.token_pk is None:
+            return gettext("no token")
+        return expiry_and_refresh_html(account.token_expires_at, account.token_refreshed_at)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -448,7 +457,7 @@ class LinkedAccountAdmin(admin.ModelAdmin):
         """
         account = self.get_object(request, unquote(object_id))
         if account is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return self._no_such_account(request, object_id)
         if not self.has_delete_permission(request, account):
             raise PermissionDenied
         if request.method == "POST" and request.POST.get("post") == "yes":
@@ -458,6 +467,15 @@ class LinkedAccountAdmin(admin.ModelAdmin):
                 reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_change", args=[account.pk])
             )
         return self._revoke_confirmation(request, [account], original=account)
+
+    def _no_such_account(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """What the admin's own pages do for an id that names nothing: a warning, and back to the admin's index."""
+        message = gettext("%(name)s with ID “%(key)s” doesn’t exist. Perhaps it was deleted?") % {
+            "name": self.opts.verbose_name,
+            "key": unquote(object_id),
+        }
+        self.message_user(request, message, messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:index", current_app=self.admin_site.name))
 
     # -- the site-level link buttons ------------------------------------------------------------
 

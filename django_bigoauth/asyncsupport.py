@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -28,7 +28,7 @@ def require_async_extra() -> None:
         raise ImproperlyConfigured(f"The async API of django_bigoauth needs httpx: pip install '{EXTRA}'.") from None
 
 
-def off_loop(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+def off_loop(function: Callable[..., T]) -> Callable[..., Coroutine[Any, Any, T]]:
     """``function`` run in a worker thread (never the loop's), which closes its database connections after.
 
     ``thread_sensitive=False``: a refresh or revoke may wait up to ``HTTP_TIMEOUT`` and poll the

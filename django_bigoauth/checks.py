@@ -67,6 +67,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 
 from .conf import DEFAULTS, SETTING_NAME, bigoauth_settings
 from .netloc import is_safe_endpoint
@@ -75,15 +76,20 @@ __all__ = ["ID", "check_settings"]
 
 ID = "django_bigoauth"
 
+# Messages and hints are for the person running ``manage.py check``: translated into the active
+# language (settings.LANGUAGE_CODE for manage.py). Setting names, keys and values stay as written.
+
 
 @checks.register(checks.Tags.security)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     user_settings = getattr(settings, SETTING_NAME, {})
     if not isinstance(user_settings, dict):
-        return [checks.Error(f"{SETTING_NAME} must be a dict.", id=f"{ID}.E001")]
+        return [checks.Error(_("%(setting)s must be a dict.") % {"setting": SETTING_NAME}, id=f"{ID}.E001")]
     messages: list[checks.CheckMessage] = [
         checks.Warning(
-            f"Unknown key {key!r} in {SETTING_NAME}.", hint=f"Known keys: {', '.join(DEFAULTS)}.", id=f"{ID}.W002"
+            _("Unknown key %(key)r in %(setting)s.") % {"key": key, "setting": SETTING_NAME},
+            hint=_("Known keys: %(keys)s.") % {"keys": ", ".join(DEFAULTS)},
+            id=f"{ID}.W002",
         )
         for key in user_settings
         if key not in DEFAULTS
@@ -92,7 +98,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if not isinstance(providers, dict):
         return [
             *messages,
-            checks.Error(f"{SETTING_NAME}['PROVIDERS'] must be a dict of slug -> settings.", id=f"{ID}.E001"),
+            checks.Error(
+                _("%(setting)s['PROVIDERS'] must be a dict of slug -> settings.") % {"setting": SETTING_NAME},
+                id=f"{ID}.E001",
+            ),
         ]
     messages.extend(_check_durations(user_settings))
     messages.extend(_check_authorise_on_get(user_settings))
@@ -118,11 +127,15 @@ def _check_durations(user_settings: dict[str, Any]) -> list[checks.CheckMessage]
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if is_number and (value > 0 if must_be_positive else value >= 0):
             continue
-        wanted = "a number of seconds greater than 0" if must_be_positive else "a number of seconds, 0 or more"
+        names = {"setting": SETTING_NAME, "key": key, "value": value}
+        if must_be_positive:
+            text = _("%(setting)s[%(key)r] is %(value)r; it must be a number of seconds greater than 0.") % names
+        else:
+            text = _("%(setting)s[%(key)r] is %(value)r; it must be a number of seconds, 0 or more.") % names
         messages.append(
             checks.Error(
-                f"{SETTING_NAME}[{key!r}] is {value!r}; it must be {wanted}.",
-                hint=f"Write a plain number, not a string: the default is {DEFAULTS[key]}.",
+                text,
+                hint=_("Write a plain number, not a string: the default is %(default)s.") % {"default": DEFAULTS[key]},
                 id=f"{ID}.E011",
             )
         )
@@ -136,28 +149,31 @@ def _check_authorise_on_get(user_settings: dict[str, Any]) -> list[checks.CheckM
         return []
     return [
         checks.Error(
-            f"{SETTING_NAME}['AUTHORISE_ON_GET'] is {value!r}; it must be True or False.",
-            hint="Write True or False, not a string. Anything but True keeps the confirmation page.",
+            _("%(setting)s['AUTHORISE_ON_GET'] is %(value)r; it must be True or False.")
+            % {"setting": SETTING_NAME, "value": value},
+            hint=_("Write True or False, not a string. Anything but True keeps the confirmation page."),
             id=f"{ID}.E012",
         )
     ]
 
 
 def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
-    from .providers import get_provider, provider_class_path
-    from .providers.base import import_provider_class
+    from django.utils.module_loading import import_string
+
+    from .providers import Provider, get_provider, provider_class_path
 
     where = f"{SETTING_NAME}['PROVIDERS'][{slug!r}]"
     if not isinstance(entry, dict):
-        return [checks.Error(f"{where} must be a dict.", id=f"{ID}.E001")]
+        return [checks.Error(_("%(where)s must be a dict.") % {"where": where}, id=f"{ID}.E001")]
     messages: list[checks.CheckMessage] = []
-    for key, check_id in (("CLIENT_ID", "E002"), ("CLIENT_SECRET", "E003")):
+    for key, check_id, hint in (
+        ("CLIENT_ID", "E002", _("Copy the client id from the provider's developer console.")),
+        ("CLIENT_SECRET", "E003", _("Copy the client secret from the provider's developer console.")),
+    ):
         if not entry.get(key):
             messages.append(
                 checks.Error(
-                    f"{where} has no {key}.",
-                    hint=f"Copy the {key.lower().replace('_', ' ')} from the provider's developer console.",
-                    id=f"{ID}.{check_id}",
+                    _("%(where)s has no %(key)s.") % {"where": where, "key": key}, hint=hint, id=f"{ID}.{check_id}"
                 )
             )
     try:
@@ -165,25 +181,44 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     except ImproperlyConfigured:
         messages.append(
             checks.Error(
-                f"Unknown provider {slug!r} in {SETTING_NAME}['PROVIDERS'].",
-                hint="Use 'biggerplate' or 'bigin'; for a standard server give its ISSUER (OpenID Connect) or its "
-                "AUTHORIZE_URL and TOKEN_URL (OAuth 2.0); or name your own Provider subclass with 'CLASS'.",
+                _("Unknown provider %(slug)r in %(setting)s['PROVIDERS'].") % {"slug": slug, "setting": SETTING_NAME},
+                hint=_(
+                    "Use 'biggerplate' or 'bigin'; for a standard server give its ISSUER (OpenID Connect) or its "
+                    "AUTHORIZE_URL and TOKEN_URL (OAuth 2.0); or name your own Provider subclass with 'CLASS'."
+                ),
                 id=f"{ID}.E004",
             )
         )
         return messages
+    # As providers.base.import_provider_class does, in two steps, so that each failure has its message.
+    names = {"setting": SETTING_NAME, "path": path}
     try:
-        cls = import_provider_class(path)
-    except ImproperlyConfigured as exc:
-        messages.append(checks.Error(str(exc), hint="CLASS is a dotted path to a Provider subclass.", id=f"{ID}.E005"))
+        cls = import_string(path)
+    except ImportError as exc:
+        messages.append(
+            checks.Error(
+                _("%(setting)s provider CLASS %(path)r cannot be imported: %(error)s") % {**names, "error": exc},
+                hint=_("CLASS is a dotted path to a Provider subclass."),
+                id=f"{ID}.E005",
+            )
+        )
         return messages
     except Exception as exc:
         # A bug in the module itself (SyntaxError, a failing import-time call): report, do not crash.
         messages.append(
             checks.Error(
-                f"{SETTING_NAME} provider CLASS {path!r} cannot be imported: its module raised "
-                f"{type(exc).__name__}: {exc}",
-                hint="Fix the error in that module; `python -c 'import <module>'` shows the traceback.",
+                _("%(setting)s provider CLASS %(path)r cannot be imported: its module raised %(type)s: %(error)s")
+                % {**names, "type": type(exc).__name__, "error": exc},
+                hint=_("Fix the error in that module; `python -c 'import <module>'` shows the traceback."),
+                id=f"{ID}.E005",
+            )
+        )
+        return messages
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        messages.append(
+            checks.Error(
+                _("%(setting)s provider CLASS %(path)r is not a Provider subclass.") % names,
+                hint=_("CLASS is a dotted path to a Provider subclass."),
                 id=f"{ID}.E005",
             )
         )
@@ -191,7 +226,11 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     # The provider class declares the keys it reads: anything else is a typo, or meant for another.
     known = sorted(cls.settings_keys)
     messages.extend(
-        checks.Warning(f"Unknown key {key!r} in {where}.", hint=f"Known keys: {', '.join(known)}.", id=f"{ID}.W002")
+        checks.Warning(
+            _("Unknown key %(key)r in %(setting)s.") % {"key": key, "setting": where},
+            hint=_("Known keys: %(keys)s.") % {"keys": ", ".join(known)},
+            id=f"{ID}.W002",
+        )
         for key in entry
         if key not in cls.settings_keys
     )
@@ -200,9 +239,12 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     if not scopes_ok:
         messages.append(
             checks.Error(
-                f"{where} SCOPES is {scopes!r}; it must be a list or tuple of strings.",
-                hint='Write SCOPES=["ZohoBigin.modules.ALL"], not SCOPES="ZohoBigin.modules.ALL": '
-                "the provider class joins the scopes itself.",
+                _("%(where)s SCOPES is %(value)r; it must be a list or tuple of strings.")
+                % {"where": where, "value": scopes},
+                hint=_(
+                    'Write SCOPES=["ZohoBigin.modules.ALL"], not SCOPES="ZohoBigin.modules.ALL": '
+                    "the provider class joins the scopes itself."
+                ),
                 id=f"{ID}.E010",
             )
         )
@@ -213,7 +255,7 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
         messages.extend(
             checks.Error(
                 f"{where}: {problem}",
-                hint='For example {"us": "https://accounts.zoho.com", "eu": "https://accounts.zoho.eu"}.',
+                hint=_('For example {"us": "https://accounts.zoho.com", "eu": "https://accounts.zoho.eu"}.'),
                 id=f"{ID}.E001",
             )
             for problem in type_errors
@@ -223,21 +265,26 @@ def _check_provider(slug: str, entry: Any) -> list[checks.CheckMessage]:
     messages.extend(checks.Error(f"{where}: {problem}", id=f"{ID}.E006") for problem in provider.configuration_errors())
     messages.extend(
         checks.Error(
-            f"{where} {key} is {url!r}: plain http:// is refused except on loopback hosts.",
-            hint="Use https://, or 127.0.0.1 / ::1 / localhost for a local stand-in server.",
+            _("%(where)s %(key)s is %(url)r: plain http:// is refused except on loopback hosts.")
+            % {"where": where, "key": key, "url": url},
+            hint=_("Use https://, or 127.0.0.1 / ::1 / localhost for a local stand-in server."),
             id=f"{ID}.E007",
         )
         for key, url in provider.endpoint_urls().items()
         if not is_safe_endpoint(url)
     )
     if scopes is not None and scopes_ok and provider.identity_scopes and provider.identity_scopes.isdisjoint(scopes):
-        wanted = " or ".join(sorted(provider.identity_scopes, reverse=True))
+        wanted = sorted(provider.identity_scopes, reverse=True)
         messages.append(
             checks.Warning(
-                f"{where} SCOPES lack {wanted}.",
-                hint=f"Without one the account's owner at {provider.display_name} (for Bigin, the organisation) "
-                "cannot be read: the account is linked without an external id, so two of one user's accounts "
-                f"cannot be told apart. Add {sorted(provider.identity_scopes, reverse=True)[0]!r} to SCOPES.",
+                _("%(where)s SCOPES lack the scope that names the account: one of %(scopes)s.")
+                % {"where": where, "scopes": ", ".join(wanted)},
+                hint=_(
+                    "Without one the account's owner at %(provider)s (for Bigin, the organisation) cannot be read: "
+                    "the account is linked without an external id, so two of one user's accounts cannot be told "
+                    "apart. Add %(scope)r to SCOPES."
+                )
+                % {"provider": provider.display_name, "scope": wanted[0]},
                 id=f"{ID}.W003",
             )
         )
@@ -253,8 +300,8 @@ def _check_extra_authorize_params(where: str, extra: Any) -> list[checks.CheckMe
     if not (isinstance(extra, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items())):
         return [
             checks.Error(
-                f"{where} EXTRA_AUTHORIZE_PARAMS must be a dict of parameter name -> string.",
-                hint='For example {"prompt": "select_account", "hd": "example.com"}.',
+                _("%(where)s EXTRA_AUTHORIZE_PARAMS must be a dict of parameter name -> string.") % {"where": where},
+                hint=_('For example {"prompt": "select_account", "hd": "example.com"}.'),
                 id=f"{ID}.E013",
             )
         ]
@@ -263,9 +310,12 @@ def _check_extra_authorize_params(where: str, extra: Any) -> list[checks.CheckMe
         return []
     return [
         checks.Error(
-            f"{where} EXTRA_AUTHORIZE_PARAMS sets {', '.join(reserved)}, which the app sets itself; they are not sent.",
-            hint="state, nonce and the PKCE challenge protect the sign-in, and redirect_uri, client_id and "
-            "response_type must match the code exchange: remove them. Scopes go in SCOPES.",
+            _("%(where)s EXTRA_AUTHORIZE_PARAMS sets %(names)s, which the app sets itself; they are not sent.")
+            % {"where": where, "names": ", ".join(reserved)},
+            hint=_(
+                "state, nonce and the PKCE challenge protect the sign-in, and redirect_uri, client_id and "
+                "response_type must match the code exchange: remove them. Scopes go in SCOPES."
+            ),
             id=f"{ID}.E013",
         )
     ]
@@ -293,9 +343,11 @@ def check_discovery(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         messages.extend(
             checks.Warning(
                 f"{SETTING_NAME}['PROVIDERS'][{slug!r}]: {problem}",
-                hint="Sign-ins with this provider fail with a 502 or 504 page until its ISSUER answers with a "
-                "discovery document naming that same issuer. Check ISSUER (exactly as the document's 'issuer', "
-                "trailing slash included) and that this server can reach it; or give AUTHORIZE_URL and TOKEN_URL.",
+                hint=_(
+                    "Sign-ins with this provider fail with a 502 or 504 page until its ISSUER answers with a "
+                    "discovery document naming that same issuer. Check ISSUER (exactly as the document's 'issuer', "
+                    "trailing slash included) and that this server can reach it; or give AUTHORIZE_URL and TOKEN_URL."
+                ),
                 id=f"{ID}.W004",
             )
             for problem in problems
@@ -306,21 +358,25 @@ def check_discovery(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
 def _check_encryption_keys() -> list[checks.CheckMessage]:
     from . import crypto
 
+    hint = _(
+        "Generate a key with `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'` and list it in ENCRYPTION_KEYS."
+    )
     if not bigoauth_settings.ENCRYPTION_KEYS:
-        text = (
-            f"{SETTING_NAME}['ENCRYPTION_KEYS'] is not set: tokens are encrypted with a key derived "
+        text = _(
+            "%(setting)s['ENCRYPTION_KEYS'] is not set: tokens are encrypted with a key derived "
             "from SECRET_KEY, so changing SECRET_KEY makes every stored token unreadable."
-        )
-        hint = (
-            "Generate a key with `python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'` and list it in ENCRYPTION_KEYS."
-        )
+        ) % {"setting": SETTING_NAME}
         if settings.DEBUG:
             return [checks.Warning(text, hint=hint, id=f"{ID}.W001")]
         return [checks.Error(text, hint=hint, id=f"{ID}.E009")]
     try:
         crypto.clear_cache()
         crypto.encrypt("check")
-    except ImproperlyConfigured as exc:
-        return [checks.Error(str(exc), id=f"{ID}.E008")]
+    except ImproperlyConfigured:
+        # Not the exception's text: it is English, and the key material stays out of the message.
+        text = _("%(setting)s['ENCRYPTION_KEYS'] must hold Fernet keys; one of them is not.") % {
+            "setting": SETTING_NAME
+        }
+        return [checks.Error(text, hint=hint, id=f"{ID}.E008")]
     return []

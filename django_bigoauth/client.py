@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -154,7 +154,7 @@ def revoke_unused_grant(provider: Provider, reply: TokenReply, *, accounts_serve
 
 
 @sensitive_variables()
-def _sendable(token: Any) -> bool:
+def _sendable(token: object) -> TypeGuard[str]:
     return isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and bool(_TOKEN.fullmatch(token))
 
 

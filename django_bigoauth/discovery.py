@@ -261,7 +261,9 @@ def _ttl() -> float:
 
 def _shared_cache() -> Any:
     """Django's default cache when the site configures ``CACHES``; otherwise None (each process its own)."""
-    if not settings.is_overridden("CACHES"):
+    # django-stubs' plugin types ``settings`` by the setting names it knows, and is_overridden is a
+    # method of Django's Settings, not a setting.
+    if not settings.is_overridden("CACHES"):  # type: ignore[misc]
         return None
     from django.core.cache import caches
 

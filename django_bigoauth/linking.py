@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -181,7 +181,15 @@ def _refuse_if_identified_accounts_exist(provider: Provider, user_id: Any) -> No
         )
 
 
-_LABEL_MAX = LinkedAccount._meta.get_field("label").max_length
+def _max_length(name: str) -> int:
+    """The ``max_length`` of one of ``LinkedAccount``'s text columns."""
+    field = LinkedAccount._meta.get_field(name)
+    if not isinstance(field, models.CharField) or field.max_length is None:
+        raise TypeError(f"LinkedAccount.{name} is not a text column with a max_length.")
+    return field.max_length
+
+
+_LABEL_MAX = _max_length("label")
 
 
 @sensitive_variables()
@@ -213,7 +221,7 @@ def _exact(name: str, value: str) -> str:
     label = name.replace("_", " ")
     if "\x00" in value or clean_text(value) != value:
         raise ProviderError(f"The provider's {label} holds characters that cannot be stored.")
-    limit = LinkedAccount._meta.get_field(name).max_length
-    if limit is not None and len(value) > limit:
+    limit = _max_length(name)
+    if len(value) > limit:
         raise ProviderError(f"The provider's {label} is longer than {limit} characters.")
     return value

@@ -6,6 +6,7 @@ Behaviour a caller needs lives here as methods (``get_access_token()``, ``sessio
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,8 @@ class OwnerKeyField(models.CharField):
     """
 
     def pre_save(self, model_instance: models.Model, add: bool) -> str:
-        value = owner_key(model_instance.user_id)
+        # The user's primary key as stored (``user_id``), without loading the user.
+        value = owner_key(model_instance.serializable_value("user"))
         setattr(model_instance, self.attname, value)
         return value
 
@@ -114,11 +116,12 @@ class LinkedAccount(models.Model):
 
     def __str__(self) -> str:
         """``Bigin account “Acme CRM” (site)``, ``… (user ann)``: how pages, messages and commands name it."""
+        user = self.user if self.user_id else None
         names = {
             "provider": provider_display_name(self.provider),
             "name": self.label or self.external_id,
             "id": self.pk,
-            "owner": _("user %(username)s") % {"username": self.user.get_username()} if self.user_id else _("site"),
+            "owner": _("user %(username)s") % {"username": user.get_username()} if user is not None else _("site"),
         }
         if names["name"]:
             return _("%(provider)s account “%(name)s” (%(owner)s)") % names
@@ -228,7 +231,8 @@ class Token(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.token_type} token of account {self.account_id}"
+        """``Bearer token of account 3``: the title of its admin page."""
+        return _("%(type)s token of account %(id)s") % {"type": self.token_type, "id": self.account_id}
 
     def __repr__(self) -> str:
         access = mask(self.__dict__["access_token"]) if "access_token" in self.__dict__ else "(deferred)"
@@ -236,7 +240,7 @@ class Token(models.Model):
 
     @classmethod
     @sensitive_variables()
-    def from_db(cls, db: str | None, field_names: list[str], values: list[Any]) -> Token:
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Token:
         """Refuse a token whose ciphertext was made for another row or column (``TokenDecryptionError``)."""
         instance = super().from_db(db, field_names, values)
         loaded = instance.__dict__

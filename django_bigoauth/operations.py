@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db.models import F, Max, QuerySet
@@ -30,6 +30,7 @@ from .exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
     SelfClientError,
+    UnknownProvider,
 )
 from .humanize import describe_expiry
 from .linking import link_with_code
@@ -39,12 +40,17 @@ from .providers import Provider, get_provider
 from .revocation import RevokeResult
 from .tokens import refresh_access_token
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 # OperationError lives in exceptions.py; importing it from here still works.
 __all__ = [
     "AccountRow",
+    "AccountWithTokenColumns",
     "OperationError",
     "RefreshResult",
     "RefreshRun",
+    "TokenColumns",
     "account_rows",
     "check_provider_slug",
     "exchange_self_client_code",
@@ -52,6 +58,23 @@ __all__ = [
     "refresh_accounts",
     "revoke_account_by_id",
 ]
+
+
+class TokenColumns(TypedDict):
+    """The token's columns a list reads with each account (annotations: no token is loaded or decrypted)."""
+
+    token_pk: int | None
+    token_expires_at: datetime | None
+    token_refreshed_at: datetime | None
+
+
+class _GenerationColumn(TypedDict):
+    token_generation: int | None
+
+
+#: A ``LinkedAccount`` read with :class:`TokenColumns` (``account_rows()``, the admin's account list).
+AccountWithTokenColumns: TypeAlias = "WithAnnotations[LinkedAccount, TokenColumns]"
+_AccountWithGeneration: TypeAlias = "WithAnnotations[LinkedAccount, _GenerationColumn]"
 
 
 # -- bigoauth_exchange_code ------------------------------------------------------------------
@@ -74,7 +97,13 @@ def exchange_self_client_code(
     exchange carries no redirect_uri: a self client has none. Returns ``(account, created)``;
     the account is site-level unless ``username`` names its owner.
     """
-    provider = get_provider(provider_slug)
+    try:
+        provider = get_provider(provider_slug)
+    except UnknownProvider:
+        raise OperationError(
+            _("No provider %(slug)r is configured in BIGOAUTH['PROVIDERS']. Configured providers: %(configured)s.")
+            % {"slug": provider_slug, "configured": ", ".join(bigoauth_settings.PROVIDERS) or _("none")}
+        ) from None
     if not provider.supports_self_client:
         raise OperationError(
             _(
@@ -232,7 +261,7 @@ def account_rows(
         yield _account_row(account, now, check_tokens)
 
 
-def _account_row(account: LinkedAccount, now: datetime, check_tokens: bool) -> AccountRow:
+def _account_row(account: AccountWithTokenColumns, now: datetime, check_tokens: bool) -> AccountRow:
     has_token = account.token_pk is not None
     expires_at = account.token_expires_at if has_token else None
     readable = None
@@ -245,7 +274,7 @@ def _account_row(account: LinkedAccount, now: datetime, check_tokens: bool) -> A
         account=account,
         provider_name=provider_display_name(account.provider),
         configured=account.provider in bigoauth_settings.PROVIDERS,
-        owner=account.user.get_username() if account.user_id else "",
+        owner=account.user.get_username() if account.user is not None else "",
         expires=describe_expiry(expires_at, now) if has_token else "",
         expires_at=expires_at,
         stale=has_token and is_stale(expires_at, bigoauth_settings.REFRESH_LEEWAY, now, account.token_refreshed_at),
@@ -322,7 +351,9 @@ class RefreshRun:
     is interrupted keeps what it did, and ``after=`` (the last id done) goes on from there.
     """
 
-    def __init__(self, accounts: QuerySet | list[LinkedAccount], total: int, batch_size: int, after: int | None):
+    def __init__(
+        self, accounts: QuerySet | list[_AccountWithGeneration], total: int, batch_size: int, after: int | None
+    ) -> None:
         self._accounts = accounts
         self.total = total
         self._batch_size = batch_size
@@ -330,7 +361,7 @@ class RefreshRun:
 
     def __iter__(self) -> Iterator[RefreshResult]:
         if isinstance(self._accounts, list):
-            accounts: Iterable[LinkedAccount] = self._accounts
+            accounts: Iterable[_AccountWithGeneration] = self._accounts
         else:
             accounts = _in_batches(self._accounts, self._batch_size, after=self._after)
         for account in accounts:
@@ -390,7 +421,7 @@ def _with_generation(queryset: QuerySet) -> QuerySet:
     return queryset.annotate(token_generation=F("token__generation"))
 
 
-def _refresh_one(account: LinkedAccount) -> RefreshResult:
+def _refresh_one(account: _AccountWithGeneration) -> RefreshResult:
     try:
         refresh_access_token(account, force=True, seen_generation=account.token_generation)
     except BigOAuthError as exc:

@@ -23,6 +23,7 @@ from .asyncsupport import off_loop, require_async_extra
 from .conf import bigoauth_settings
 from .exceptions import InvalidGrant, ProviderError, RevokeError, TokenDecryptionError, UnsafeURL
 from .models import LinkedAccount, Token
+from .providers import Provider
 
 __all__ = ["RevokeOutcome", "RevokeResult", "arevoke_account", "revoke_account"]
 
@@ -82,19 +83,19 @@ def revoke_account(account: LinkedAccount) -> RevokeResult:
     claimed = _claim(account, db)
     if claimed is None:  # no token row at all
         already = LinkedAccount.objects.using(db).filter(pk=account.pk, status=LinkedAccount.Status.REVOKED).exists()
-        store.remove_revoked(db, account.pk, None, None)
+        store.remove_revoked(db, account.pk, None)
         account.status = LinkedAccount.Status.REVOKED
         outcome = RevokeOutcome.ALREADY_REVOKED if already else RevokeOutcome.NO_TOKEN_TO_REVOKE
         if not already:
             signals.account_revoked.send(sender=LinkedAccount, account=account, confirmed=False)
         return RevokeResult(account, outcome, supported)
-    claim, generation = claimed
+    claim = claimed[0]
     try:
         outcome = _revoke_at_provider(account, provider, db) if supported else RevokeOutcome.REMOVED_LOCALLY
     except BaseException:
         store.release_claim(db, account.pk, claim)
         raise
-    if not store.remove_revoked(db, account.pk, claim, generation):
+    if not store.remove_revoked(db, account.pk, claimed):
         logger.info(
             "Account %s (%s) was linked again while its old token was being revoked; the new link stays",
             account.pk,
@@ -143,7 +144,7 @@ def _claim(account: LinkedAccount, db: str) -> tuple[str, int] | None:
 
 
 @sensitive_variables()
-def _revoke_at_provider(account: LinkedAccount, provider, db: str) -> RevokeOutcome:
+def _revoke_at_provider(account: LinkedAccount, provider: Provider, db: str) -> RevokeOutcome:
     try:
         token: Token | None = store.read_token(db, account.pk)
     except TokenDecryptionError:

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
+from django.utils import translation
+from django.utils.translation import gettext, ngettext
 
 from . import crypto, store
 from .exceptions import TokenDecryptionError
@@ -54,10 +56,14 @@ class RotationReport:
         return self.rotated + self.already_current + self.changed_meanwhile + len(self.failed)
 
     def failed_accounts(self, limit: int = 20) -> str:
-        """``"account 3 (bigin), account 9 (biggerplate)"``, cut after ``limit`` accounts."""
-        names = [f"account {account_id} ({provider})" for account_id, provider in self.failed[:limit]]
-        if len(self.failed) > limit:
-            names.append(f"and {len(self.failed) - limit} more")
+        """``"account 3 (bigin), account 9 (biggerplate)"``, cut after ``limit`` accounts; in the active language."""
+        names = [
+            gettext("account %(id)s (%(provider)s)") % {"id": account_id, "provider": provider}
+            for account_id, provider in self.failed[:limit]
+        ]
+        more = len(self.failed) - limit
+        if more > 0:
+            names.append(ngettext("and %(count)d more", "and %(count)d more", more) % {"count": more})
         return ", ".join(names)
 
 
@@ -101,10 +107,12 @@ def rotate_keys(
         if on_batch is not None:
             on_batch(report)
     if report.failed:
+        with translation.override(None):  # log records stay in English, whatever language a command speaks
+            failed = report.failed_accounts()
         logger.error(
             "Key rotation: %s tokens cannot be decrypted with any key in ENCRYPTION_KEYS and were left as they are: %s",
             len(report.failed),
-            report.failed_accounts(),
+            failed,
         )
     logger.info(
         "Key rotation: %s tokens re-encrypted, %s already under the first key, %s rewritten meanwhile, %s failed",

@@ -23,8 +23,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Literal, overload
 
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -70,7 +73,7 @@ class Authorisation:
 
 @sensitive_variables()
 def begin(
-    request,
+    request: HttpRequest,
     provider_slug: str,
     *,
     redirect_uri: str,
@@ -127,7 +130,7 @@ def begin(
 
 
 @sensitive_variables()
-def consume(request, provider_slug: str, state: str | None) -> Authorisation:
+def consume(request: HttpRequest, provider_slug: str, state: str | None) -> Authorisation:
     """Take the pending request named by ``state`` out of the database, or raise ``StateError``.
 
     The row is deleted before it is checked, so a state is used at most once whatever happens
@@ -191,7 +194,7 @@ def _ttl() -> timedelta:
     return timedelta(seconds=bigoauth_settings.STATE_TTL)
 
 
-def _expired(now):
+def _expired(now: datetime) -> QuerySet[PendingAuthorisation]:
     return PendingAuthorisation.objects.filter(created_at__lte=now - _ttl())
 
 
@@ -200,7 +203,11 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _binding(request, *, create: bool) -> str | None:
+@overload
+def _binding(request: HttpRequest, *, create: Literal[True]) -> str: ...
+@overload
+def _binding(request: HttpRequest, *, create: Literal[False]) -> str | None: ...
+def _binding(request: HttpRequest, *, create: bool) -> str | None:
     """This browser's binding value from the session; a new one when asked to and there is none.
 
     Only ``begin()`` creates one: a stray callback must not create a session.
@@ -217,7 +224,7 @@ def _binding(request, *, create: bool) -> str | None:
     return binding
 
 
-def _user_key(request) -> str | None:
+def _user_key(request: HttpRequest) -> str | None:
     """The user's pk as text, so any pk type (a UUID, say) compares the same way."""
     user = getattr(request, "user", None)
     return str(user.pk) if user is not None and user.is_authenticated else None

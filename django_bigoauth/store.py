@@ -34,11 +34,13 @@ import copy
 import dataclasses
 import logging
 import secrets
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -161,6 +163,11 @@ def _usable(alias: str, db: str, account_pk: Any) -> bool:
         return False
 
 
+#: Django's connection (one per thread and alias) -> the database connection whose lock wait is bounded.
+#: Compared by identity: a reconnect opens a new database connection, which is bounded again.
+_bounded: weakref.WeakKeyDictionary[BaseDatabaseWrapper, Any] = weakref.WeakKeyDictionary()
+
+
 def _bound_lock_wait(alias: str) -> None:
     """Make the independent connection give up on a row lock after a moment instead of waiting forever.
 
@@ -170,14 +177,14 @@ def _bound_lock_wait(alias: str) -> None:
     connection = connections[alias]
     connection.ensure_connection()
     raw = connection.connection
-    if getattr(connection, "_bigoauth_bounded", None) is raw:
+    if _bounded.get(connection) is raw:
         return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"SET lock_timeout = '{INDEPENDENT_LOCK_WAIT}s'")
         elif connection.vendor == "mysql":
             cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {INDEPENDENT_LOCK_WAIT}")
-    connection._bigoauth_bounded = raw
+    _bounded[connection] = raw
 
 
 # -- reads ----------------------------------------------------------------------------------------
@@ -304,13 +311,15 @@ def mark_needs_reauth(db: str, account_pk: Any, claim: str, generation: int) -> 
         )
 
 
-def remove_revoked(db: str, account_pk: Any, claim: str | None, generation: int | None) -> bool:
+def remove_revoked(db: str, account_pk: Any, claimed: tuple[str, int] | None) -> bool:
     """Delete the revoked token and mark the account revoked; False if a re-link replaced it meanwhile.
 
-    With ``claim`` and ``generation`` ``None`` (there was no token row), only the account is marked.
+    ``claimed`` is the token's ``(claim, generation)``; with ``None`` (there was no token row),
+    only the account is marked.
     """
     with transaction.atomic(using=db):
-        if claim is not None:
+        if claimed is not None:
+            claim, generation = claimed
             deleted, _ = (
                 Token.objects.using(db)
                 .filter(account_id=account_pk, generation=generation, refresh_claim=claim)

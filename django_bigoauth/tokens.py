@@ -43,7 +43,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -303,7 +303,7 @@ class _AsyncFlights:
         )
         self._lock = threading.Lock()  # several loops, in several threads, may look up their table at once
 
-    async def run(self, key: tuple[Any, int], work: Callable[[], Awaitable[CurrentToken]]) -> CurrentToken:
+    async def run(self, key: tuple[Any, int], work: Callable[[], Coroutine[Any, Any, CurrentToken]]) -> CurrentToken:
         loop = asyncio.get_running_loop()
         with self._lock:
             flights = self._loops.setdefault(loop, {})

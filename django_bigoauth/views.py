@@ -28,7 +28,10 @@ import logging
 import re
 
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -78,7 +81,10 @@ def accounts(request: HttpRequest) -> HttpResponse:
     next use) and whether it can be decrypted at all: one decryption per account, for the
     few accounts of one user.
     """
-    own = account_rows(LinkedAccount.objects.filter(user=request.user), check_tokens=True)
+    user = request.user
+    if not user.is_authenticated:  # login_required has sent anonymous users to the login page
+        raise PermissionDenied
+    own = account_rows(LinkedAccount.objects.filter(user=user), check_tokens=True)
     rows = [
         dataclasses.replace(row, reconnect_url=reverse("bigoauth:authorise", args=[row.account.provider]))
         if row.configured
@@ -210,9 +216,12 @@ def _site_level_refused() -> str:
     return _("Only a superuser can link an account for the whole site.")
 
 
-def may_link_site_accounts(user) -> bool:
-    """Site-level accounts act for the whole site: only an active staff superuser may link one."""
-    return bool(user.is_active and user.is_staff and user.is_superuser)
+def may_link_site_accounts(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Site-level accounts act for the whole site: only an active staff superuser may link one.
+
+    A custom user model without ``is_staff`` or ``is_superuser`` has no such user.
+    """
+    return bool(user.is_active and getattr(user, "is_staff", False) and getattr(user, "is_superuser", False))
 
 
 # -- callback ----------------------------------------------------------------------------------
@@ -407,7 +416,10 @@ def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
     the revocation be tried again. The message says so and names the alternative (revoking
     access at the provider's own site).
     """
-    account = LinkedAccount.objects.filter(pk=pk, user=request.user).first()
+    user = request.user
+    if not user.is_authenticated:  # login_required has sent anonymous users to the login page
+        raise PermissionDenied
+    account = LinkedAccount.objects.filter(pk=pk, user=user).first()
     if account is None:  # someone else's, a site-level one, or none: the app's 404 page (with its headers)
         return _error_page(request, 404, _("There is no such linked account."), title=_("Account not found"))
     names = {"label": account.label or account.external_id or account.pk}

@@ -17,6 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_bigoauth"
 SHIPPED_DIRS = ("templates", "static", "migrations", "locale")
+#: files of the package's own folder that are not modules
+SHIPPED_FILES = ("py.typed",)
 
 
 def files_on_disk():
@@ -24,6 +26,8 @@ def files_on_disk():
         for path in (PACKAGE / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 yield path.relative_to(ROOT).as_posix()
+    for name in SHIPPED_FILES:
+        yield (PACKAGE / name).relative_to(ROOT).as_posix()
 
 
 def build_env() -> dict[str, str]:
@@ -122,6 +126,7 @@ def test_wheel_contains_templates_static_migrations_and_licence(dist):
     expected = set(files_on_disk())
     assert "django_bigoauth/migrations/0001_initial.py" in expected
     assert "django_bigoauth/templates/django_bigoauth/base.html" in expected
+    assert "django_bigoauth/py.typed" in expected  # PEP 561: type checkers read the package's annotations
     assert expected - names == set()
     assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
     assert not [name for name in names if name.startswith(("tests/", "example_project/"))]
@@ -172,13 +177,25 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def runtime_nodes(tree: ast.Module):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:``, which only type checkers import."""
+    checking_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+    return (node for node in ast.walk(tree) if id(node) not in checking_only)
+
+
 def imported_top_level_modules(exclude: set[str] = frozenset()) -> set[str]:
-    """Every top-level module the package imports, at any depth of any of its files but ``exclude``."""
+    """Every top-level module the package imports when it runs, at any depth of any of its files but ``exclude``."""
     names: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
         if path.relative_to(PACKAGE).as_posix() in exclude:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

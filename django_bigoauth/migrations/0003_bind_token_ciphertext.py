@@ -23,7 +23,7 @@ def _rewrite(apps, schema_editor, convert):
     raw = {f"raw_{name}": Cast(name, output_field=TextField()) for name in FIELDS}
     rows = Token.objects.using(db).annotate(**raw).values_list("pk", "account_id", *raw)
     for pk, account_id, *ciphertexts in rows.iterator():
-        changes = {}
+        changes: dict[str, str] = {}
         for name, ciphertext in zip(FIELDS, ciphertexts, strict=True):
             if not ciphertext:
                 continue

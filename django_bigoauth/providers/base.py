@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import InvalidGrant, ProviderError, ProviderUnavailable, SelfClientError
@@ -218,7 +219,7 @@ class Provider:
         ``accounts_server`` and ``data_centre`` are what the operator asked for; raise
         ``SelfClientError`` with a message for them when it cannot be done.
         """
-        raise SelfClientError(f"{self.display_name} has no self-client codes.")
+        raise SelfClientError(_("%(provider)s has no self-client codes.") % {"provider": self.display_name})
 
     def discovery_errors(self) -> list[str]:
         """Problems only a request to the provider can show (``check --deploy``, W004); no HTTP by default."""

@@ -40,7 +40,8 @@ class BiggerplateProvider(Provider):
     def parse_identity(self, data: Any) -> Identity | None:
         if not isinstance(data, dict):
             return None
-        user = data.get("data") if isinstance(data.get("data"), dict) else data
+        inner = data.get("data")
+        user = inner if isinstance(inner, dict) else data
         external_id = user.get("Id") or user.get("id") or user.get("UserName") or user.get("username")
         if not external_id:
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -63,7 +64,7 @@ class BiginProvider(Provider):
             if value is not None and not (
                 isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
             ):
-                errors.append(f"{key} must be a dict of data-centre code -> URL.")
+                errors.append(_("%(key)s must be a dict of data-centre code -> URL.") % {"key": key})
         return errors
 
     # -- data centres ----------------------------------------------------------------
@@ -146,7 +147,7 @@ class BiginProvider(Provider):
     def configuration_errors(self) -> list[str]:
         if self.data_centre not in self.accounts_servers:
             known = ", ".join(sorted(self.accounts_servers))
-            return [f"Unknown DATA_CENTRE {self.data_centre!r}; known: {known}."]
+            return [_("Unknown DATA_CENTRE %(code)r; known: %(known)s.") % {"code": self.data_centre, "known": known}]
         return []
 
     def endpoint_urls(self) -> dict[str, str]:
@@ -212,7 +213,7 @@ class BiginProvider(Provider):
 
     # -- replies -----------------------------------------------------------------------------
 
-    def read_expiry(self, data: Mapping[str, Any], now):
+    def read_expiry(self, data: Mapping[str, Any], now: datetime) -> datetime | None:
         # Older replies: "expires_in_sec" in seconds and "expires_in" in milliseconds.
         if data.get("expires_in_sec") not in (None, ""):
             return super().read_expiry({"expires_in": _number(data["expires_in_sec"], "expires_in_sec")}, now)

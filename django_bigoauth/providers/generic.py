@@ -62,11 +62,17 @@ class OAuth2Provider(Provider):
         errors = super().configuration_errors()
         if type(self) is OAuth2Provider:
             missing = [key for key in ("AUTHORIZE_URL", "TOKEN_URL") if not self.setting(key)]
-            if missing:
-                errors.append(f"{' and '.join(missing)} must be set (or ISSUER, for a server that publishes metadata).")
+            if len(missing) == 2:
+                errors.append(
+                    _("AUTHORIZE_URL and TOKEN_URL must be set (or ISSUER, for a server that publishes metadata).")
+                )
+            elif missing:
+                errors.append(
+                    _("%(key)s must be set (or ISSUER, for a server that publishes metadata).") % {"key": missing[0]}
+                )
         field = self.setting("IDENTITY_FIELD")
         if field is not None and (not isinstance(field, str) or not field):
-            errors.append("IDENTITY_FIELD must be the name of a field of the identity reply, such as 'id'.")
+            errors.append(_("IDENTITY_FIELD must be the name of a field of the identity reply, such as 'id'."))
         return errors
 
     def parse_identity(self, data: Any) -> Identity | None:
@@ -172,7 +178,7 @@ class OpenIDConnectProvider(OAuth2Provider):
     def configuration_errors_of_issuer(self) -> list[str]:
         issuer = self.issuer
         if not isinstance(issuer, str) or not issuer:
-            return ["ISSUER must be the issuer's URL, such as 'https://login.example.com'."]
+            return [_("ISSUER must be the issuer's URL, such as 'https://login.example.com'.")]
         try:
             parts = urlsplit(issuer)
             parts.port  # noqa: B018 - raises ValueError on a port out of range
@@ -181,9 +187,9 @@ class OpenIDConnectProvider(OAuth2Provider):
         # OpenID Connect Core section 2 and RFC 8414 section 2: a URL with no query or fragment.
         # (http:// off loopback is E007, as for every endpoint.)
         if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-            return [f"ISSUER {issuer!r} must be the issuer's https:// URL."]
+            return [_("ISSUER %(issuer)r must be the issuer's https:// URL.") % {"issuer": issuer}]
         if parts.query or parts.fragment or parts.username or parts.password:
-            return [f"ISSUER {issuer!r} must have no query, fragment or user name."]
+            return [_("ISSUER %(issuer)r must have no query, fragment or user name.") % {"issuer": issuer}]
         return []
 
     def configuration_errors(self) -> list[str]:

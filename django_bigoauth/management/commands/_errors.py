@@ -47,7 +47,7 @@ def app_log_off_the_terminal(verbosity: int) -> Iterator[None]:
         yield
         return
     terminals = {id(stream) for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if stream}
-    handlers = []
+    handlers: list[logging.Handler] = []
     logger: logging.Logger | None = logging.getLogger(APP_LOGGER)
     while logger is not None:
         handlers.extend(

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from django_bigoauth.exceptions import OperationError
 from django_bigoauth.models import LinkedAccount
 from django_bigoauth.operations import account_rows, check_provider_slug, longest_values
 
+from ._base import TranslatedCommand
 from ._errors import one_line, reported_as_command_error
 
 
-class Command(BaseCommand):
-    help = _("List linked accounts: id, provider, owner, label, data centre, status, when the token expires.")
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "List linked accounts: id, provider, owner, label, data centre, status, when the token expires."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--provider", help=_("only accounts of this provider slug"))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from django_bigoauth.operations import exchange_self_client_code
 
+from ._base import TranslatedCommand
 from ._errors import reported_as_command_error
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Exchange a code generated in Zoho's API console (self client) for tokens and store the account. "
         "The account is site-level unless --user names its owner. Tokens are never printed."
     )

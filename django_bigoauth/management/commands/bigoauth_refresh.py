@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from django_bigoauth.operations import RefreshResult, refresh_accounts
 
+from ._base import TranslatedCommand
 from ._errors import app_log_off_the_terminal, one_line, reported_as_command_error
 from ._progress import Progress
 
@@ -17,8 +18,8 @@ from ._progress import Progress
 BATCH_SIZE = 100
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Refresh access tokens now, through the same locked path as get_access_token(). Tokens refresh lazily "
         "anyway; this is for cron users and for testing a link."
     )

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from django_bigoauth.models import provider_display_name
 from django_bigoauth.operations import revoke_account_by_id
 from django_bigoauth.revocation import RevokeOutcome
 
+from ._base import TranslatedCommand
 from ._errors import app_log_off_the_terminal, reported_as_command_error
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Revoke an account's tokens at the provider (Zoho) and remove them here. For a provider with no revoke "
         "endpoint (Biggerplate) the tokens are removed here only."
     )

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from django_bigoauth.rotation import DEFAULT_BATCH_SIZE, RotationReport, rotate_keys, token_count
 
+from ._base import TranslatedCommand
 from ._errors import app_log_off_the_terminal
 from ._progress import Progress
 
 
-class Command(BaseCommand):
-    help = gettext_lazy(
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Re-encrypt every stored access and refresh token with the first key of BIGOAUTH['ENCRYPTION_KEYS']. "
         "Safe to run twice or to interrupt: each batch is committed on its own."
     )
