@@ -13,6 +13,12 @@ all carry it; httpx drops the header on a redirect to another origin, and a 401 
 target is handed back without a refresh. The hot path reads the token with Django's async
 ORM; a refresh runs off the event loop (``tokens.arefresh_token_now``).
 
+At most ``limits.max_connections`` requests (httpx's default: 100) are inside httpx at once;
+the others wait here. httpcore's pool matches every queued request against every
+connection each time a request starts or ends, so 200 requests gathered on 100 connections cost
+seconds of CPU there (encode/httpx#3215); admitted no faster than connections free up, they
+never queue in the pool (measured in ``benchmarks/bench_async.py``).
+
 Imported only by ``LinkedAccount.asession()``, after ``require_async_extra()``: httpx is the
 ``async`` extra.
 """
@@ -20,7 +26,8 @@ Imported only by ``LinkedAccount.asession()``, after ``require_async_extra()``: 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -42,6 +49,8 @@ class AsyncAccountSession(httpx.AsyncClient):
 
     Keyword arguments go to ``httpx.AsyncClient``; ``timeout`` defaults to ``HTTP_TIMEOUT``
     and ``follow_redirects`` to ``True``, as with ``session()``. ``auth`` cannot be given.
+    Requests beyond ``limits.max_connections`` wait for a free connection before entering
+    httpx (not with a ``transport=`` of your own, whose limits are its own business).
     """
 
     def __init__(self, account: LinkedAccount, **kwargs: Any) -> None:
@@ -50,6 +59,7 @@ class AsyncAccountSession(httpx.AsyncClient):
         self.core = SessionCore(account)
         kwargs.setdefault("timeout", bigoauth_settings.HTTP_TIMEOUT)
         kwargs.setdefault("follow_redirects", True)
+        self._admitted = _admission(kwargs)
         super().__init__(auth=_AccountAuth(self.core), **kwargs)
 
     def __repr__(self) -> str:
@@ -72,6 +82,58 @@ class AsyncAccountSession(httpx.AsyncClient):
             failure = type(exc).__name__
         # Raised outside the except block, as session() does: no __context__ quotes what failed.
         raise self.core.unbuildable(resolved, failure)
+
+    async def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        """httpx's ``send``, entered only when a connection is free (see the module's docstring).
+
+        A streamed response keeps its place until it is closed, as it keeps its connection.
+        """
+        if self._admitted is None:
+            return await super().send(request, stream=stream, **kwargs)
+        await self._admitted.acquire()
+        try:
+            response = await super().send(request, stream=stream, **kwargs)
+        except BaseException:
+            self._admitted.release()
+            raise
+        if stream:
+            assert isinstance(response.stream, httpx.AsyncByteStream)  # an async client's, always
+            response.stream = _ReleasedOnClose(response.stream, self._admitted)
+        else:
+            self._admitted.release()
+        return response
+
+
+#: what ``httpx.AsyncClient`` uses when given no ``limits=`` (100 connections in httpx 0.28)
+_HTTPX_DEFAULT_LIMITS: httpx.Limits = inspect.signature(httpx.AsyncClient).parameters["limits"].default
+
+
+def _admission(client_kwargs: dict[str, Any]) -> asyncio.Semaphore | None:
+    """One place per connection httpx's pool may open; None when it sets no bound, or is not httpx's."""
+    if "transport" in client_kwargs or "mounts" in client_kwargs:
+        return None
+    limits = client_kwargs.get("limits", _HTTPX_DEFAULT_LIMITS)
+    return asyncio.Semaphore(limits.max_connections) if limits.max_connections else None
+
+
+class _ReleasedOnClose(httpx.AsyncByteStream):
+    """A streamed response's body that gives its place back once, when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, admitted: asyncio.Semaphore) -> None:
+        self._stream = stream
+        self._admitted: asyncio.Semaphore | None = admitted
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            admitted, self._admitted = self._admitted, None
+            if admitted is not None:
+                admitted.release()
 
 
 class _AccountAuth(httpx.Auth):

@@ -327,3 +327,120 @@ async def test_requests_sent_side_by_side_read_the_token_once(fake_provider, big
         responses = await asyncio.gather(*(api.get("/bigin/v2/org") for _ in range(20)))
     assert [r.status_code for r in responses] == [200] * 20
     assert len(all_queries) == 1
+
+
+# -- httpx's pool is entered no faster than it has connections ---------------------------------------
+
+
+class CountingAPI:
+    """An API on a 127.0.0.1 socket, served by the test's own loop: it counts requests in flight at once.
+
+    It answers ``/slow`` after a second and anything else after ``delay``, keeping connections open.
+    """
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most_at_once = 0
+        self.served = 0
+
+    async def __aenter__(self) -> str:
+        import asyncio
+
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.server.close()
+
+    async def serve(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                self.in_flight += 1
+                self.most_at_once = max(self.most_at_once, self.in_flight)
+                await asyncio.sleep(1.0 if head.startswith(b"GET /slow ") else self.delay)
+                self.in_flight -= 1
+                self.served += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+@pytest.fixture
+def counting_api(fake_provider, make_account, settings):
+    """(the API, a Biggerplate account whose API base is that API)."""
+    api = CountingAPI()
+
+    async def start():
+        url = await api.__aenter__()
+        config = bigoauth_settings_for(fake_provider)
+        config["PROVIDERS"]["biggerplate"]["API_BASE_URL"] = url
+        settings.BIGOAUTH = config
+        return api, await sync_to_async(make_account)("biggerplate")
+
+    return start
+
+
+async def test_requests_beyond_max_connections_wait_outside_httpx_and_all_succeed(counting_api, monkeypatch):
+    """httpcore's pool scans every queued request against every connection (encode/httpx#3215): none queue there."""
+    import asyncio
+
+    import httpcore
+
+    pool_sizes = []
+    assign = httpcore.AsyncConnectionPool._assign_requests_to_connections
+
+    def counted(pool):
+        pool_sizes.append(len(pool._requests))
+        return assign(pool)
+
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "_assign_requests_to_connections", counted)
+    api, account = await counting_api()
+    async with account.asession(limits=httpx.Limits(max_connections=3)) as client:
+        responses = await asyncio.gather(*(client.get("/items") for _ in range(12)))
+    assert [r.status_code for r in responses] == [200] * 12
+    assert api.served == 12
+    assert api.most_at_once == 3
+    assert max(pool_sizes) == 3
+
+
+async def test_no_bound_when_the_limits_set_none(counting_api):
+    import asyncio
+
+    api, account = await counting_api()
+    async with account.asession(limits=httpx.Limits(max_connections=None)) as client:
+        responses = await asyncio.gather(*(client.get("/items") for _ in range(12)))
+    assert [r.status_code for r in responses] == [200] * 12
+    assert api.most_at_once == 12
+
+
+async def test_a_streamed_response_keeps_its_place_until_it_is_closed(counting_api):
+    import asyncio
+
+    api, account = await counting_api()
+    async with account.asession(limits=httpx.Limits(max_connections=1)) as client:
+        async with client.stream("GET", "/first") as first:
+            second = asyncio.ensure_future(client.get("/second"))
+            await asyncio.sleep(0.3)
+            assert first.status_code == 200 and not second.done()
+            assert api.served == 1
+        assert (await asyncio.wait_for(second, 5)).status_code == 200
+        await first.aclose()  # closing twice gives the place back once
+        responses = await asyncio.gather(*(client.get("/more") for _ in range(3)))
+    assert [r.status_code for r in responses] == [200] * 3
+    assert api.most_at_once == 1
+
+
+async def test_a_failed_request_gives_its_place_back(counting_api):
+    import asyncio
+
+    api, account = await counting_api()
+    async with account.asession(limits=httpx.Limits(max_connections=1), timeout=0.2) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/slow")
+        with pytest.raises(UnsafeURL):
+            await client.get("https://elsewhere.example/items")
+        assert (await asyncio.wait_for(client.get("/items"), 5)).status_code == 200

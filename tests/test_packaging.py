@@ -223,6 +223,12 @@ def test_the_dev_extra_holds_the_docs_extra():
     assert {"sphinx", "furo", "myst-parser", "httpx"} <= extra_requires("docs") <= extra_requires("dev")
 
 
+def test_the_async_extra_brings_sniffio_wherever_it_brings_httpx():
+    """httpcore imports sniffio on every request; without it each import fails anew (a sys.path search)."""
+    for extra in ("async", "example", "docs", "dev"):
+        assert {"httpx", "sniffio"} <= extra_requires(extra), extra
+
+
 def test_modules_of_an_extra_are_declared_there_and_imported_only_where_the_extra_is_checked():
     for module, (extra, files) in EXTRA_MODULES.items():
         assert normalise(module) in extra_requires(extra)
