@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -512,8 +512,32 @@ class KeysFirstChangeList(ChangeList):
     The token list's rows carry both encrypted columns (for the masked prefixes); sorting ten
     thousand of those, wide text columns and all, took MariaDB a temporary table on every page.
     The ids query sorts without them; the second reads the page's rows by id. Two queries,
-    however many tokens there are and whether or not the list fits one page.
+    however many tokens there are and whether or not the list fits one page. The order is one
+    an index serves (``get_ordering``), so that the ids query reads a page, not every token.
     """
+
+    def get_ordering_field(self, field_name: Callable[..., Any] | str) -> Any:
+        """None for a column the admin's ``sortable_by`` leaves out: Django hides its arrows but sorts it when asked."""
+        if self.sortable_by is not None and field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet) -> list:
+        """The column sorted on, or the default order, with a tie-breaker running the first key's way.
+
+        Django sorts a column and then by the admin's whole default order (which it finds on the
+        queryset), and ends an order it cannot prove total with ``-pk``: ``expires_at, -id`` is
+        a sort of every token, where ``expires_at, id`` (or both descending) is the expiry
+        index's own order, read a page at a time.
+        """
+        ordering = list(super().get_ordering(request, queryset.order_by()))
+        if ordering[-1:] == ["-pk"]:
+            # Django's tie-breaker goes; with nothing before it (the address asked for a column
+            # that does not sort), the default order comes back.
+            ordering = ordering[:-1] or list(self.model_admin.get_ordering(request))
+            descending = bool(ordering) and str(ordering[0]).startswith("-")
+            ordering.append("-pk" if descending else "pk")
+        return ordering
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -549,9 +573,15 @@ class TokenAdmin(MaskedTokenColumns, admin.ModelAdmin):
     class Media:
         css = {"all": ["django_bigoauth/admin.css"]}  # long account names wrap (the account list loads it itself)
 
-    # The account list's order, ending on the account (one token per account): a page is read
-    # through the accounts' (provider, label, id) index.
-    ordering = ("account__provider", "account__label", "account")
+    # By expiry, the longest expired first (accounts nobody has used for a while), then by id
+    # (KeysFirstChangeList.get_ordering): a page is read through the expiry index on every
+    # database. The account list's order (provider, label) cannot be: Django ends it on the
+    # token's own account_id, not the account's id, so MariaDB sorted every token for each page.
+    ordering = ("expires_at",)
+    # Only the expiry sorts, both ways, through its index. Sorting by the account's provider
+    # or label sorts every token on each page (the account list has that order, and an index
+    # for it); the token type is one value in practice.
+    sortable_by = ("expiry",)
     fields = readonly_fields = ("account_link", "display_provider", *TOKEN_FIELDS, "created_at", "updated_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -569,11 +599,11 @@ class TokenAdmin(MaskedTokenColumns, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Token | None = None) -> bool:
         return False
 
-    @admin.display(description=_("account"), ordering="account__label")
+    @admin.display(description=_("account"))
     def account_link(self, token: Token) -> str:
         url = reverse(f"{self.admin_site.name}:django_bigoauth_linkedaccount_change", args=[token.account_id])
         return format_html('<a href="{}">{}</a>', url, token.account)
 
-    @admin.display(description=_("provider"), ordering="account__provider")
+    @admin.display(description=_("provider"))
     def display_provider(self, token: Token) -> str:
         return provider_name(token.account.provider)
