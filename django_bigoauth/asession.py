@@ -15,9 +15,9 @@ ORM; a refresh runs off the event loop (``tokens.arefresh_token_now``).
 
 At most ``limits.max_connections`` requests (httpx's default: 100) are inside httpx at once;
 the others wait here. httpcore's pool matches every queued request against every
-connection each time a request starts or ends, so 200 requests gathered on 100 connections cost
-seconds of CPU there (encode/httpx#3215); admitted no faster than connections free up, they
-never queue in the pool (measured in ``benchmarks/bench_async.py``).
+connection each time a request starts or ends, so 200 requests gathered on 100 connections
+spent about half their CPU there (encode/httpx#3215); admitted no faster than connections
+free up, they never queue in the pool (measured in ``benchmarks/bench_async.py``).
 
 Imported only by ``LinkedAccount.asession()``, after ``require_async_extra()``: httpx is the
 ``async`` extra.
