@@ -67,7 +67,7 @@ setup(
         # The async API (aget_access_token, asession, ...): asession() is an httpx.AsyncClient.
         # sniffio: httpcore imports it on every request to tell asyncio from trio, and anyio no
         # longer brings it; missing, each request pays a failed import's search of sys.path
-        # (a third of the client's CPU in benchmarks/bench_async.py).
+        # (a fifth of the client's CPU, profiled in benchmarks/bench_async.py's gathered calls).
         "async": ["httpx>=0.27", "sniffio>=1.3"],
         "postgres": ["psycopg[binary]>=3.1"],
         # Not in "dev": it builds from source against libmariadb-dev and needs pkg-config, which a
@@ -76,7 +76,7 @@ setup(
         # `make docs`: the Sphinx site in docs/ (furo, its theme; myst-parser reads the Markdown pages;
         # httpx because autodoc imports the async session). Repeated in "dev" below, which `make`
         # installs (tests/test_packaging.py checks that "dev" holds these).
-        "docs": ["sphinx>=7.2", "furo>=2024.8.6", "myst-parser>=3", "httpx>=0.27", "sniffio>=1.3"],
+        "docs": ["sphinx>=7.2", "furo>=2024.8.6", "myst-parser>=3", "httpx>=0.27"],
         "dev": [
             "django-environ>=0.11",
             "django-oauth-toolkit>=2.3",

@@ -117,11 +117,14 @@ def _admission(client_kwargs: dict[str, Any]) -> asyncio.Semaphore | None:
 
 
 class _ReleasedOnClose(httpx.AsyncByteStream):
-    """A streamed response's body that gives its place back once, when it is closed."""
+    """A streamed response's body that gives its place back when it is closed.
+
+    Once: ``httpx.Response.aclose()`` closes its stream only the first time it is called.
+    """
 
     def __init__(self, stream: httpx.AsyncByteStream, admitted: asyncio.Semaphore) -> None:
         self._stream = stream
-        self._admitted: asyncio.Semaphore | None = admitted
+        self._admitted = admitted
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
@@ -131,9 +134,7 @@ class _ReleasedOnClose(httpx.AsyncByteStream):
         try:
             await self._stream.aclose()
         finally:
-            admitted, self._admitted = self._admitted, None
-            if admitted is not None:
-                admitted.release()
+            self._admitted.release()
 
 
 class _AccountAuth(httpx.Auth):

@@ -12,6 +12,7 @@ import sys
 
 import httpx
 import pytest
+import pytest_asyncio
 from asgiref.sync import sync_to_async
 
 from django_bigoauth import signals
@@ -344,15 +345,6 @@ class CountingAPI:
         self.most_at_once = 0
         self.served = 0
 
-    async def __aenter__(self) -> str:
-        import asyncio
-
-        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def __aexit__(self, *exc_info) -> None:
-        self.server.close()
-
     async def serve(self, reader, writer) -> None:
         import asyncio
 
@@ -369,58 +361,63 @@ class CountingAPI:
             writer.close()
 
 
-@pytest.fixture
-def counting_api(fake_provider, make_account, settings):
-    """(the API, a Biggerplate account whose API base is that API)."""
-    api = CountingAPI()
-
-    async def start():
-        url = await api.__aenter__()
-        config = bigoauth_settings_for(fake_provider)
-        config["PROVIDERS"]["biggerplate"]["API_BASE_URL"] = url
-        settings.BIGOAUTH = config
-        return api, await sync_to_async(make_account)("biggerplate")
-
-    return start
-
-
-async def test_requests_beyond_max_connections_wait_outside_httpx_and_all_succeed(counting_api, monkeypatch):
-    """httpcore's pool scans every queued request against every connection (encode/httpx#3215): none queue there."""
+@pytest_asyncio.fixture
+async def counting_api(fake_provider, make_account, settings):
+    """(the API, a Biggerplate account whose API base is that API); the server closes afterwards."""
     import asyncio
 
+    api = CountingAPI()
+    server = await asyncio.start_server(api.serve, "127.0.0.1", 0)
+    config = bigoauth_settings_for(fake_provider)
+    config["PROVIDERS"]["biggerplate"]["API_BASE_URL"] = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings.BIGOAUTH = config
+    yield api, await sync_to_async(make_account)("biggerplate")
+    server.close()
+
+
+@pytest.fixture
+def requests_in_httpx_pool(monkeypatch) -> list[int]:
+    """How many requests httpcore's pool held each time it assigned them to connections."""
     import httpcore
 
-    pool_sizes = []
+    sizes: list[int] = []
     assign = httpcore.AsyncConnectionPool._assign_requests_to_connections
 
     def counted(pool):
-        pool_sizes.append(len(pool._requests))
+        sizes.append(len(pool._requests))
         return assign(pool)
 
     monkeypatch.setattr(httpcore.AsyncConnectionPool, "_assign_requests_to_connections", counted)
-    api, account = await counting_api()
+    return sizes
+
+
+async def test_requests_beyond_max_connections_wait_outside_httpx_and_all_succeed(counting_api, requests_in_httpx_pool):
+    """httpcore's pool scans every queued request against every connection (encode/httpx#3215): none queue there."""
+    import asyncio
+
+    api, account = counting_api
     async with account.asession(limits=httpx.Limits(max_connections=3)) as client:
         responses = await asyncio.gather(*(client.get("/items") for _ in range(12)))
     assert [r.status_code for r in responses] == [200] * 12
     assert api.served == 12
     assert api.most_at_once == 3
-    assert max(pool_sizes) == 3
+    assert max(requests_in_httpx_pool) == 3
 
 
 async def test_no_bound_when_the_limits_set_none(counting_api):
     import asyncio
 
-    api, account = await counting_api()
+    api, account = counting_api
     async with account.asession(limits=httpx.Limits(max_connections=None)) as client:
         responses = await asyncio.gather(*(client.get("/items") for _ in range(12)))
     assert [r.status_code for r in responses] == [200] * 12
     assert api.most_at_once == 12
 
 
-async def test_a_streamed_response_keeps_its_place_until_it_is_closed(counting_api):
+async def test_a_streamed_response_keeps_its_place_until_it_is_closed(counting_api, requests_in_httpx_pool):
     import asyncio
 
-    api, account = await counting_api()
+    api, account = counting_api
     async with account.asession(limits=httpx.Limits(max_connections=1)) as client:
         async with client.stream("GET", "/first") as first:
             second = asyncio.ensure_future(client.get("/second"))
@@ -428,16 +425,18 @@ async def test_a_streamed_response_keeps_its_place_until_it_is_closed(counting_a
             assert first.status_code == 200 and not second.done()
             assert api.served == 1
         assert (await asyncio.wait_for(second, 5)).status_code == 200
-        await first.aclose()  # closing twice gives the place back once
+        await first.aclose()  # closing twice gives the place back once (httpx closes a body once)...
         responses = await asyncio.gather(*(client.get("/more") for _ in range(3)))
     assert [r.status_code for r in responses] == [200] * 3
     assert api.most_at_once == 1
+    # ...or two of these would have waited inside httpx's pool, for its one connection.
+    assert max(requests_in_httpx_pool) == 1
 
 
 async def test_a_failed_request_gives_its_place_back(counting_api):
     import asyncio
 
-    api, account = await counting_api()
+    _api, account = counting_api
     async with account.asession(limits=httpx.Limits(max_connections=1), timeout=0.2) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.get("/slow")
